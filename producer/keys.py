@@ -1,0 +1,62 @@
+"""Redis key names, shared by producers and workers so both sides agree on them.
+
+Everything lives under one prefix (``ow`` by default), so several independent deployments
+can share a Redis database and ``redis-cli --scan --pattern 'ow:*'`` shows all of ours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_PREFIX = "ow"
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """The key names under one prefix."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    @property
+    def intents(self) -> str:
+        """The intents stream every producer XADDs to."""
+        return f"{self.prefix}:intents"
+
+    @property
+    def group(self) -> str:
+        """The workers' consumer group on the intents stream."""
+        return f"{self.prefix}:workers"
+
+    @property
+    def dead_letters(self) -> str:
+        """Entries that could not be executed, with their error and history."""
+        return f"{self.prefix}:dead"
+
+    def reply(self, client_id: str) -> str:
+        """One producer's reply stream."""
+        return f"{self.prefix}:reply:{client_id}"
+
+    def is_reply(self, name: str) -> bool:
+        """Whether a stream name is one of our reply streams (workers write nowhere else)."""
+        head = f"{self.prefix}:reply:"
+        return name.startswith(head) and len(name) > len(head)
+
+    def result(self, request_id: str) -> str:
+        """The stored final result of a request (with a TTL)."""
+        return f"{self.prefix}:result:{request_id}"
+
+    def lease(self, request_id: str) -> str:
+        """Held by the worker executing a request, so no second worker sends it."""
+        return f"{self.prefix}:lease:{request_id}"
+
+    def claims(self, request_id: str) -> str:
+        """A request's history: each worker claim and recorded error, oldest first."""
+        return f"{self.prefix}:claims:{request_id}"
+
+    def worker(self, name: str) -> str:
+        """A live worker's heartbeat (expires when the worker stops renewing it)."""
+        return f"{self.prefix}:worker:{name}"
+
+    def order_queue(self, account_id: int, order_id: int) -> str:
+        """Follow-up intents (modify, cancel) of one order, in submission order."""
+        return f"{self.prefix}:orderq:{account_id}:{order_id}"

@@ -1,0 +1,215 @@
+"""Validation rules for orders, shared by the producer (before it enqueues) and the worker
+(after it decodes, and in the broker client before anything goes on the wire).
+
+Pure functions: each returns the normalised value or raises ``InvalidOrder`` whose ``code``
+names the rule. Tick alignment needs the contract's tick size, so it is checked where the
+contract is known (the worker), with the same ``check_on_tick``.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal, InvalidOperation
+from typing import Final, cast
+
+import msgspec
+
+from producer.contract import CancelOrder, Intent, ModifyOrder, OrderType, PlaceOrder, Side
+from producer.errors import InvalidOrder
+
+SIDES: Final = ("BUY", "SELL")
+ORDER_TYPES: Final = ("market", "limit", "stop")
+# The gateway's size, account and order IDs are int32/int64 (docs/gateway.md §5).
+MAX_INT32: Final = 2**31 - 1
+MAX_INT64: Final = 2**63 - 1
+MAX_TAG_LEN: Final = 64
+MAX_SYMBOL_LEN: Final = 32
+
+
+def _whole_number(value: object, field: str, code: str, *, upper: int) -> int:
+    """A positive whole number: an int, or a float with no fraction (2.0), never a bool."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidOrder(
+            f"{field} must be a whole number, got {type(value).__name__} {value!r}", code=code
+        )
+    if isinstance(value, float) and (not math.isfinite(value) or not value.is_integer()):
+        raise InvalidOrder(f"{field} must be a whole number, got {value!r}", code=code)
+    number = int(value)
+    if number <= 0:
+        raise InvalidOrder(f"{field} must be greater than 0, got {value!r}", code=code)
+    if number > upper:
+        raise InvalidOrder(f"{field} is too large: {value!r}", code=code)
+    return number
+
+
+def check_quantity(value: object, field: str = "quantity") -> int:
+    """Contracts to trade: a whole number > 0."""
+    return _whole_number(value, field, "invalid_quantity", upper=MAX_INT32)
+
+
+def check_ticks(value: object, field: str) -> int | None:
+    """A bracket distance in ticks: absent, or a whole number > 0 (the client signs it)."""
+    if value is None:
+        return None
+    return _whole_number(value, field, "invalid_ticks", upper=MAX_INT32)
+
+
+def check_account_id(value: object) -> int:
+    """A broker account ID (int32 on the wire)."""
+    return _whole_number(value, "account_id", "invalid_account", upper=MAX_INT32)
+
+
+def check_order_id(value: object) -> int:
+    """A broker order ID (int64 on the wire)."""
+    return _whole_number(value, "order_id", "invalid_order_id", upper=MAX_INT64)
+
+
+def check_price(value: object, field: str) -> float | None:
+    """A price: absent, or a finite number > 0."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidOrder(
+            f"{field} must be a number, got {type(value).__name__} {value!r}",
+            code="invalid_price",
+        )
+    if not math.isfinite(value) or value <= 0:
+        raise InvalidOrder(
+            f"{field} must be a finite number > 0, got {value!r}", code="invalid_price"
+        )
+    return float(value)
+
+
+def check_side(value: object) -> Side:
+    """BUY or SELL (any case)."""
+    if isinstance(value, str) and value.upper() in SIDES:
+        return cast(Side, value.upper())
+    raise InvalidOrder(f"side must be BUY or SELL, got {value!r}", code="invalid_side")
+
+
+def check_order_type(value: object) -> OrderType:
+    """market, limit or stop (any case)."""
+    if isinstance(value, str) and value.lower() in ORDER_TYPES:
+        return cast(OrderType, value.lower())
+    raise InvalidOrder(
+        f"order_type must be one of market, limit, stop; got {value!r}", code="invalid_order_type"
+    )
+
+
+def check_symbol(value: object) -> str:
+    """A contract symbol such as MNQ (upper-cased)."""
+    if (
+        not isinstance(value, str)
+        or not value.strip()
+        or len(value) > MAX_SYMBOL_LEN
+        or not value.isprintable()
+    ):
+        raise InvalidOrder(
+            f"symbol must be a non-empty name like 'MNQ', got {value!r}", code="invalid_symbol"
+        )
+    return value.strip().upper()
+
+
+def check_custom_tag(value: object) -> str | None:
+    """A strategy's own tag: absent, or printable text of at most MAX_TAG_LEN characters."""
+    if value is None:
+        return None
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > MAX_TAG_LEN
+        or not value.isprintable()
+    ):
+        raise InvalidOrder(
+            f"custom_tag must be printable text of 1 to {MAX_TAG_LEN} characters, got {value!r}",
+            code="invalid_custom_tag",
+        )
+    return value
+
+
+def check_place(order_type: OrderType, limit_price: float | None, stop_price: float | None) -> None:
+    """Cross-field rules of a new order: each type carries exactly the price it needs."""
+    if order_type == "limit" and limit_price is None:
+        raise InvalidOrder("a limit order needs limit_price", code="missing_limit_price")
+    if order_type == "stop" and stop_price is None:
+        raise InvalidOrder("a stop order needs stop_price", code="missing_stop_price")
+    # A price on the wrong type is almost always a strategy bug (a "market" order the
+    # author believes is a limit); refusing it is safer than silently dropping it.
+    if order_type != "limit" and limit_price is not None:
+        raise InvalidOrder(
+            f"limit_price is only for limit orders (order_type is {order_type})",
+            code="unexpected_limit_price",
+        )
+    if order_type != "stop" and stop_price is not None:
+        raise InvalidOrder(
+            f"stop_price is only for stop orders (order_type is {order_type})",
+            code="unexpected_stop_price",
+        )
+
+
+def check_modify(quantity: int | None, limit_price: float | None, stop_price: float | None) -> None:
+    """A modify must change something."""
+    if quantity is None and limit_price is None and stop_price is None:
+        raise InvalidOrder(
+            "a modify needs at least one of quantity, limit_price, stop_price", code="empty_modify"
+        )
+
+
+def check_on_tick(price: float, tick_size: float, field: str) -> None:
+    """The price must sit on the contract's tick grid (decimal arithmetic, not float modulo)."""
+    try:
+        aligned = Decimal(repr(price)) % Decimal(repr(tick_size)) == 0
+    except InvalidOperation:
+        aligned = False
+    if not aligned:
+        raise InvalidOrder(
+            f"{field} {price!r} is not a multiple of the tick size {tick_size!r}",
+            code="price_off_tick",
+        )
+
+
+def validate_intent(intent: Intent) -> Intent:
+    """Every rule that needs no broker data, applied to a whole intent.
+
+    Returns the intent normalised (side upper-cased, whole-number floats made ints, ...).
+    Raises ``InvalidOrder`` naming the first rule that failed.
+    """
+    if not isinstance(intent.request_id, str) or not intent.request_id:
+        raise InvalidOrder("request_id must be non-empty text", code="invalid_request_id")
+    account_id = check_account_id(intent.account_id)
+    if isinstance(intent, PlaceOrder):
+        order_type = check_order_type(intent.order_type)
+        limit_price = check_price(intent.limit_price, "limit_price")
+        stop_price = check_price(intent.stop_price, "stop_price")
+        check_place(order_type, limit_price, stop_price)
+        cancel_after = check_price(intent.cancel_after, "cancel_after")
+        return msgspec.structs.replace(
+            intent,
+            account_id=account_id,
+            symbol=check_symbol(intent.symbol),
+            side=check_side(intent.side),
+            quantity=check_quantity(intent.quantity),
+            order_type=order_type,
+            limit_price=limit_price,
+            stop_price=stop_price,
+            stop_loss_ticks=check_ticks(intent.stop_loss_ticks, "stop_loss_ticks"),
+            take_profit_ticks=check_ticks(intent.take_profit_ticks, "take_profit_ticks"),
+            custom_tag=check_custom_tag(intent.custom_tag),
+            cancel_after=cancel_after,
+        )
+    order_id = check_order_id(intent.order_id)
+    if isinstance(intent, ModifyOrder):
+        quantity = None if intent.quantity is None else check_quantity(intent.quantity)
+        limit_price = check_price(intent.limit_price, "limit_price")
+        stop_price = check_price(intent.stop_price, "stop_price")
+        check_modify(quantity, limit_price, stop_price)
+        return msgspec.structs.replace(
+            intent,
+            account_id=account_id,
+            order_id=order_id,
+            quantity=quantity,
+            limit_price=limit_price,
+            stop_price=stop_price,
+        )
+    assert isinstance(intent, CancelOrder)
+    return msgspec.structs.replace(intent, account_id=account_id, order_id=order_id)
