@@ -1,0 +1,241 @@
+"""ProjectX Gateway wire types: msgspec Structs mirroring the gateway's JSON.
+
+camelCase on the wire, snake_case in Python (``rename="camel"``). Field lists follow the
+gateway's Swagger spec and docs; see docs/gateway.md for sources. Enum-valued fields are
+decoded as plain ints so a value the gateway adds later does not fail a whole response.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Final
+
+import msgspec
+
+
+class OrderType(IntEnum):
+    """docs/gateway.md §5.1."""
+
+    LIMIT = 1
+    MARKET = 2
+    STOP_LIMIT = 3
+    STOP = 4
+    TRAILING_STOP = 5
+    JOIN_BID = 6
+    JOIN_ASK = 7
+
+
+class OrderSide(IntEnum):
+    """docs/gateway.md §5.1: Bid buys, Ask sells."""
+
+    BID = 0
+    ASK = 1
+
+
+class OrderStatus(IntEnum):
+    """docs/gateway.md §5.1."""
+
+    NONE = 0
+    OPEN = 1
+    FILLED = 2
+    CANCELLED = 3
+    EXPIRED = 4
+    REJECTED = 5
+    PENDING = 6
+
+
+class _Wire(msgspec.Struct, rename="camel", kw_only=True, frozen=True):
+    pass
+
+
+# --- requests -------------------------------------------------------------------------
+
+
+class LoginKeyRequest(_Wire, frozen=True, kw_only=True):
+    """POST /api/Auth/loginKey (docs/gateway.md §2.1)."""
+
+    user_name: str
+    api_key: str
+
+    def __repr__(self) -> str:
+        # The API key must never reach a log line, even through a debug repr.
+        return f"LoginKeyRequest(user_name={self.user_name!r}, api_key='***')"
+
+
+class SearchAccountRequest(_Wire, frozen=True, kw_only=True):
+    """POST /api/Account/search (§3)."""
+
+    only_active_accounts: bool
+
+
+class SearchContractRequest(_Wire, frozen=True, kw_only=True):
+    """POST /api/Contract/search (§4.1); TopstepX answers nothing with ``live`` true."""
+
+    search_text: str
+    live: bool = False
+
+
+class SearchContractByIdRequest(_Wire, frozen=True, kw_only=True):
+    """POST /api/Contract/searchById (§4.2)."""
+
+    contract_id: str
+
+
+class Bracket(_Wire, frozen=True, kw_only=True):
+    """A stop-loss or take-profit bracket: signed ticks from the entry price (§5.7)."""
+
+    ticks: int
+    type: int
+
+
+class PlaceOrderRequest(_Wire, frozen=True, kw_only=True):
+    """POST /api/Order/place (§5.2)."""
+
+    account_id: int
+    contract_id: str
+    type: int
+    side: int
+    size: int
+    limit_price: float | None = None
+    stop_price: float | None = None
+    trail_price: float | None = None
+    custom_tag: str | None = None
+    stop_loss_bracket: Bracket | None = None
+    take_profit_bracket: Bracket | None = None
+
+
+class ModifyOrderRequest(_Wire, frozen=True, kw_only=True):
+    """POST /api/Order/modify (§5.6)."""
+
+    account_id: int
+    order_id: int
+    size: int | None = None
+    limit_price: float | None = None
+    stop_price: float | None = None
+    trail_price: float | None = None
+
+
+class CancelOrderRequest(_Wire, frozen=True, kw_only=True):
+    """POST /api/Order/cancel (§5.5)."""
+
+    account_id: int
+    order_id: int
+
+
+class SearchOrderRequest(_Wire, frozen=True, kw_only=True):
+    """POST /api/Order/search (§5.3): ISO 8601 timestamps."""
+
+    account_id: int
+    start_timestamp: str
+    end_timestamp: str | None = None
+
+
+class SearchOpenOrderRequest(_Wire, frozen=True, kw_only=True):
+    """POST /api/Order/searchOpen (§5.4)."""
+
+    account_id: int
+
+
+# --- responses ------------------------------------------------------------------------
+
+
+class Envelope(_Wire, frozen=True, kw_only=True):
+    """Every answer's envelope (§1): judge by ``success``, never by the HTTP status alone."""
+
+    success: bool
+    error_code: int = 0
+    error_message: str | None = None
+
+
+class LoginResponse(Envelope, frozen=True, kw_only=True):
+    """§2.1."""
+
+    token: str | None = None
+
+    def __repr__(self) -> str:
+        return f"LoginResponse(success={self.success!r}, error_code={self.error_code!r})"
+
+
+class ValidateResponse(Envelope, frozen=True, kw_only=True):
+    """§2.3."""
+
+    new_token: str | None = None
+
+    def __repr__(self) -> str:
+        return f"ValidateResponse(success={self.success!r}, error_code={self.error_code!r})"
+
+
+class Account(_Wire, frozen=True, kw_only=True):
+    """§3."""
+
+    id: int
+    name: str
+    balance: float
+    can_trade: bool
+    is_visible: bool
+    simulated: bool = False
+
+
+class SearchAccountResponse(Envelope, frozen=True, kw_only=True):
+    """§3; list fields can be null on failure (§1)."""
+
+    accounts: list[Account] | None = None
+
+
+class Contract(_Wire, frozen=True, kw_only=True):
+    """§4.1."""
+
+    id: str
+    name: str
+    description: str = ""
+    tick_size: float
+    tick_value: float
+    active_contract: bool = True
+    symbol_id: str | None = None
+
+
+class SearchContractResponse(Envelope, frozen=True, kw_only=True):
+    """§4.1."""
+
+    contracts: list[Contract] | None = None
+
+
+class SearchContractByIdResponse(Envelope, frozen=True, kw_only=True):
+    """§4.2: a single ``contract``, not a list."""
+
+    contract: Contract | None = None
+
+
+class PlaceOrderResponse(Envelope, frozen=True, kw_only=True):
+    """§5.2."""
+
+    order_id: int | None = None
+
+
+class Order(_Wire, frozen=True, kw_only=True):
+    """§5.3 OrderModel; timestamps kept as the gateway's text."""
+
+    id: int
+    account_id: int
+    contract_id: str
+    symbol_id: str | None = None
+    creation_timestamp: str
+    update_timestamp: str | None = None
+    status: int
+    type: int
+    side: int
+    size: int
+    limit_price: float | None = None
+    stop_price: float | None = None
+    fill_volume: int = 0
+    filled_price: float | None = None
+    custom_tag: str | None = None
+
+
+class SearchOrderResponse(Envelope, frozen=True, kw_only=True):
+    """§5.3 and §5.4."""
+
+    orders: list[Order] | None = None
+
+
+ENCODER: Final = msgspec.json.Encoder()
