@@ -1,0 +1,36 @@
+"""What a strategy imports: the client, the wire contract and the errors.
+
+from producer import OrderClient
+
+async with OrderClient("redis://127.0.0.1:6379/0", account_id=12345678) as client:
+    result = await client.place_market_order(symbol="MNQ", side="BUY", quantity=1)
+"""
+
+from producer.client import OrderClient, new_request_id
+from producer.contract import (
+    CancelOrder,
+    Intent,
+    ModifyOrder,
+    OrderResult,
+    PlaceOrder,
+)
+from producer.errors import ClientClosed, InvalidOrder, OrderError, ResultTimeout
+from producer.replay import IntentLog, read_intents, record_stream, replay
+
+__all__ = [
+    "CancelOrder",
+    "ClientClosed",
+    "Intent",
+    "IntentLog",
+    "InvalidOrder",
+    "ModifyOrder",
+    "OrderClient",
+    "OrderError",
+    "OrderResult",
+    "PlaceOrder",
+    "ResultTimeout",
+    "new_request_id",
+    "read_intents",
+    "record_stream",
+    "replay",
+]

@@ -1,0 +1,1 @@
+"""Reproducible latency and throughput runs (``python -m benchmarks``)."""

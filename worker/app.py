@@ -1,0 +1,203 @@
+"""arq wiring, kept thin: one worker process is an arq ``Worker`` plus our stream consumer.
+
+The hot path is the consumer (``consumer.py``), not arq's job queue, which polls a sorted
+set (see DESIGN.md). arq carries what it is good at: deferred jobs (cancelling a
+good-til-time order) and cron (token renewal, trimming, forgetting dead consumers).
+
+``on_startup`` makes the process's resources once and keeps them in arq's ``ctx``: one
+Redis client, one aiohttp session, the broker client, the ledger, the executor and the
+consumer. ``on_shutdown`` stops reading, drains what is in flight (bounded) and closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+from typing import Any, Final
+
+import msgspec
+from arq.connections import ArqRedis, RedisSettings
+from arq.cron import cron
+from redis.asyncio import Redis
+
+from producer.contract import ENCODER, CancelOrder, PlaceOrder
+from worker.broker.client import GatewayClient, make_session
+from worker.broker.errors import BrokerError
+from worker.consumer import Consumer
+from worker.executor import Executor, ExecutorConfig
+from worker.housekeeping import forget_idle_consumers, trim_intents
+from worker.ledger import Ledger
+from worker.settings import Settings
+
+log = logging.getLogger("worker.app")
+
+# How long the scheduled cancel of a good-til-time order may take before it is refused.
+_GTT_CANCEL_DEADLINE_S: Final = 30
+_PLACE_DECODER: Final = msgspec.json.Decoder(PlaceOrder)
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    """Open the process's resources and start consuming."""
+    settings: Settings = ctx["settings"]
+    keys = settings.keys
+    redis = Redis.from_url(
+        settings.redis_url,
+        # A blocking XREADGROUP must never hit the socket timeout.
+        socket_timeout=settings.block_ms / 1000 + 5,
+        socket_connect_timeout=2,
+        health_check_interval=30,
+    )
+    session = make_session(connections=max(100, settings.max_in_flight * 2))
+    broker = GatewayClient(
+        session,
+        settings.base_url,
+        username=settings.username,
+        api_key=settings.api_key.reveal(),
+        retry=settings.retry,
+        request_timeout=settings.broker_timeout_ms / 1000,
+        connect_timeout=settings.broker_connect_timeout_ms / 1000,
+    )
+    ledger = Ledger(
+        redis,
+        keys,
+        consumer=settings.worker_name,
+        lease_ms=settings.lease_ms,
+        result_ttl_s=settings.result_ttl_s,
+        reply_maxlen=settings.reply_maxlen,
+    )
+    arq_redis: ArqRedis = ctx["redis"]
+
+    async def schedule_cancel(intent: PlaceOrder, order_id: int) -> None:
+        await arq_redis.enqueue_job(
+            "cancel_after",
+            ENCODER.encode(intent).decode(),
+            order_id,
+            _job_id=f"gtt:{intent.request_id}",
+            _defer_by=timedelta(seconds=intent.cancel_after or 0),
+        )
+
+    consumer: Consumer | None = None
+
+    def track(entry_id: str, request_id: str) -> None:
+        if consumer is not None:
+            consumer.track(entry_id, request_id)
+
+    executor = Executor(
+        broker,
+        ledger,
+        keys,
+        ExecutorConfig(
+            worker_name=settings.worker_name,
+            retry=settings.retry,
+            tag_max_len=settings.tag_max_len,
+            duplicate_tag_code=settings.duplicate_tag_code,
+            resolve_timeout_s=settings.resolve_timeout_s,
+            order_lookback_h=settings.order_lookback_h,
+        ),
+        schedule_cancel=schedule_cancel,
+        track=track,
+    )
+    consumer = Consumer(
+        redis,
+        keys,
+        executor,
+        ledger,
+        name=settings.worker_name,
+        max_in_flight=settings.max_in_flight,
+        block_ms=settings.block_ms,
+        claim_idle_ms=settings.claim_idle_ms,
+        claim_interval_ms=settings.claim_interval_ms,
+        max_deliveries=settings.max_deliveries,
+        lease_ms=settings.lease_ms,
+    )
+    ctx.update(
+        stream_redis=redis, session=session, broker=broker, executor=executor, consumer=consumer
+    )
+    await warm_up(broker, settings)
+    await consumer.start()
+
+
+async def warm_up(broker: GatewayClient, settings: Settings) -> None:
+    """Log in and resolve the configured symbols now, not on the first order.
+
+    A broker that is down at start-up does not stop the worker: intents then wait for it
+    (or expire by their deadlines), and the first one logs in.
+    """
+    try:
+        await broker.login()
+        for symbol in settings.warm_symbols:
+            await broker.resolve_contract(symbol)
+    except BrokerError as error:
+        log.warning("broker warm-up failed (%s); continuing", error)
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    """Stop taking entries, drain those in flight (bounded), close everything."""
+    settings: Settings = ctx["settings"]
+    consumer: Consumer | None = ctx.get("consumer")
+    if consumer is not None:
+        await consumer.stop(settings.drain_timeout_s)
+    if "session" in ctx:
+        await ctx["session"].close()
+    if "stream_redis" in ctx:
+        await ctx["stream_redis"].aclose()
+
+
+async def cancel_after(ctx: dict[str, Any], intent_json: str, order_id: int) -> str:
+    """arq job: the good-til-time cancel of an order placed by ``intent_json``.
+
+    Runs as a cancel intent with request ID ``<place request_id>:gtt`` through the same
+    executor (so it is exactly-once too), answered on the place's reply stream. An order
+    already filled or cancelled is reported as such. arq may run a job twice around a
+    restart; a second cancel is answered from the stored result.
+    """
+    place = _PLACE_DECODER.decode(intent_json)
+    now = int(time.time() * 1000)
+    cancel = CancelOrder(
+        request_id=f"{place.request_id}:gtt",
+        reply_to=place.reply_to,
+        account_id=place.account_id,
+        created_at=now,
+        deadline=now + _GTT_CANCEL_DEADLINE_S * 1000,
+        order_id=order_id,
+    )
+    executor: Executor = ctx["executor"]
+    await executor.execute(cancel, None)
+    return cancel.request_id
+
+
+async def renew_token(ctx: dict[str, Any]) -> None:
+    """cron: renew the broker token ahead of its expiry, off the hot path."""
+    broker: GatewayClient = ctx["broker"]
+    if broker.token_expires_at - time.time() < 2 * 3600:
+        await broker.renew_token()
+
+
+async def housekeeping(ctx: dict[str, Any]) -> None:
+    """cron: trim acknowledged intents, forget long-idle consumers."""
+    settings: Settings = ctx["settings"]
+    redis: Redis = ctx["stream_redis"]
+    await trim_intents(redis, settings.keys, settings.intents_retention_s)
+    await forget_idle_consumers(redis, settings.keys)
+
+
+def worker_settings(settings: Settings) -> dict[str, Any]:
+    """arq ``Worker`` keyword arguments for these settings."""
+    return {
+        "functions": [cancel_after],
+        "cron_jobs": [
+            cron(renew_token, minute=set(range(0, 60, 10)), run_at_startup=False),
+            cron(housekeeping, second=0, run_at_startup=True, unique=True),
+        ],
+        "on_startup": startup,
+        "on_shutdown": shutdown,
+        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "queue_name": f"{settings.key_prefix}:arq",
+        "health_check_key": f"{settings.key_prefix}:arq:health:{settings.worker_name}",
+        "ctx": {"settings": settings},
+        "health_check_interval": 30,
+        "max_jobs": 10,
+        "job_timeout": 120,
+        "keep_result": 3600,
+    }

@@ -1,0 +1,261 @@
+"""``order-worker``: run a worker, run the demo, submit, record and replay intents."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import msgspec
+import redis.exceptions
+from redis.asyncio import Redis
+
+from producer.client import DEFAULT_REDIS_URL, OrderClient
+from producer.contract import OrderResult
+from producer.errors import OrderError
+from producer.keys import DEFAULT_PREFIX, Keys
+from producer.replay import read_intents, record_stream, replay
+from worker.settings import ConfigError, Settings
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``order-worker`` console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except (ConfigError, OrderError) as error:
+        print(f"order-worker: {error}", file=sys.stderr)
+        return 2
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+        print(f"order-worker: cannot reach Redis at {args.redis_url}: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="order-worker",
+        description="Redis-stream order worker for the ProjectX Gateway (TopstepX).",
+        epilog="Configuration comes from environment variables; see the README.",
+    )
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="run one worker process (configured from the environment)",
+        description="Run one worker: consume the intents stream and execute against the "
+        "broker. Needs REDIS_URL, PROJECTX_BASE_URL, PROJECTX_USERNAME, PROJECTX_API_KEY "
+        "(see the README for the rest). Stops cleanly on SIGTERM or Ctrl-C.",
+    )
+    run.set_defaults(handler=_run, redis_url=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL))
+
+    demo = commands.add_parser(
+        "demo",
+        help="run a self-contained demo: Redis, the simulator, two workers, a burst of intents",
+        description="Start a private redis-server (or use REDIS_URL), the broker simulator and "
+        "worker processes, send a realistic burst of intents, print outcomes and latencies, "
+        "and stop everything. Needs no account and no internet.",
+    )
+    demo.add_argument(
+        "--orders", type=_positive, default=60, help="market orders to place (default 60)"
+    )
+    demo.add_argument("--workers", type=_positive, default=2, help="worker processes (default 2)")
+    demo.add_argument("--logs", type=Path, help="keep process logs in this folder")
+    demo.set_defaults(handler=_demo, redis_url=os.environ.get("REDIS_URL", ""))
+
+    submit = commands.add_parser(
+        "submit",
+        help="submit one intent from the shell and print its result",
+        description="Submit one place, modify or cancel intent and print the result as JSON.",
+    )
+    _redis_options(submit)
+    submit.add_argument("kind", choices=("place", "modify", "cancel"))
+    submit.add_argument("--account", type=int, required=True, help="broker account ID")
+    submit.add_argument("--symbol", help="place: contract symbol, e.g. MNQ")
+    submit.add_argument("--side", help="place: BUY or SELL")
+    submit.add_argument("--quantity", type=int, help="contracts (place; optional for modify)")
+    submit.add_argument("--type", dest="order_type", default="market", help="market, limit or stop")
+    submit.add_argument("--limit-price", type=float, help="limit price (place, modify)")
+    submit.add_argument("--stop-price", type=float, help="stop price (place, modify)")
+    submit.add_argument("--stop-loss-ticks", type=int, help="bracket distance in ticks")
+    submit.add_argument("--take-profit-ticks", type=int, help="bracket distance in ticks")
+    submit.add_argument("--tag", help="your own tag for the order")
+    submit.add_argument("--order-id", type=int, help="modify/cancel: the order")
+    submit.add_argument("--timeout", type=float, default=10.0, help="seconds to wait (default 10)")
+    submit.set_defaults(handler=_submit)
+
+    record = commands.add_parser(
+        "record",
+        help="copy the intents on the stream to a JSON-lines file",
+        description="Copy intents still on the stream (workers keep acknowledged ones for "
+        "INTENTS_RETENTION_S) to FILE, one JSON intent per line.",
+    )
+    _redis_options(record)
+    record.add_argument("file", type=Path)
+    record.add_argument("--start", default="-", help="first stream entry ID (default: oldest)")
+    record.add_argument("--end", default="+", help="last stream entry ID (default: newest)")
+    record.set_defaults(handler=_record)
+
+    replay_cmd = commands.add_parser(
+        "replay",
+        help="submit the intents of a JSON-lines file and report their results",
+        description="Submit every intent in FILE (one JSON intent per line, as `record` writes "
+        "them) and wait for the results. Each gets a fresh request ID unless --keep-ids.",
+    )
+    _redis_options(replay_cmd)
+    replay_cmd.add_argument("file", type=Path)
+    replay_cmd.add_argument(
+        "--keep-ids",
+        action="store_true",
+        help="keep the recorded request IDs (requests with a stored result are answered from it)",
+    )
+    replay_cmd.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds per intent (default 30)"
+    )
+    replay_cmd.add_argument("--json", action="store_true", help="print every result as a JSON line")
+    replay_cmd.set_defaults(handler=_replay)
+    return parser
+
+
+def _redis_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
+        help="Redis URL (default: $REDIS_URL or redis://127.0.0.1:6379/0)",
+    )
+    parser.add_argument(
+        "--prefix",
+        default=os.environ.get("ORDER_KEY_PREFIX", DEFAULT_PREFIX),
+        help="Redis key prefix (default: $ORDER_KEY_PREFIX or ow)",
+    )
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+# --- commands ---------------------------------------------------------------------------
+
+
+def _run(args: argparse.Namespace) -> int:
+    from arq.worker import create_worker
+
+    from worker import logs
+    from worker.app import worker_settings
+
+    settings = Settings.from_env()
+    settings.require_credentials()
+    logs.configure(settings.log_level)
+    _use_uvloop()
+    create_worker(worker_settings(settings)).run()
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from worker.demo import run_demo
+
+    return run_demo(
+        orders=args.orders, workers=args.workers, redis_url=args.redis_url or None, logs=args.logs
+    )
+
+
+def _submit(args: argparse.Namespace) -> int:
+    async def go() -> OrderResult:
+        async with OrderClient(
+            args.redis_url, args.account, timeout=args.timeout, key_prefix=args.prefix
+        ) as client:
+            if args.kind == "place":
+                return await client.place_order(
+                    args.symbol,
+                    args.side,
+                    args.quantity,
+                    order_type=args.order_type,
+                    limit_price=args.limit_price,
+                    stop_price=args.stop_price,
+                    stop_loss_ticks=args.stop_loss_ticks,
+                    take_profit_ticks=args.take_profit_ticks,
+                    custom_tag=args.tag,
+                )
+            if args.order_id is None:
+                raise ConfigError(f"{args.kind} needs --order-id")
+            if args.kind == "modify":
+                return await client.modify_order(
+                    args.order_id,
+                    price=args.limit_price,
+                    quantity=args.quantity,
+                    stop_price=args.stop_price,
+                )
+            return await client.cancel_order(args.order_id)
+
+    result = asyncio.run(go())
+    print(msgspec.json.encode(result).decode())
+    return 0 if result.ok else 1
+
+
+def _record(args: argparse.Namespace) -> int:
+    async def go() -> int:
+        client = Redis.from_url(args.redis_url)
+        try:
+            return await record_stream(
+                client, args.file, keys=Keys(args.prefix), start=args.start, end=args.end
+            )
+        finally:
+            await client.aclose()
+
+    count = asyncio.run(go())
+    print(f"recorded {count} intents to {args.file}")
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    intents = list(read_intents(args.file))
+    if not intents:
+        print(f"{args.file}: no intents", file=sys.stderr)
+        return 0
+
+    def progress(done: int, total: int) -> None:
+        if sys.stderr.isatty() or done == total or done % 100 == 0:
+            print(
+                f"\rreplay: {done}/{total} answered",
+                end="" if done < total else "\n",
+                file=sys.stderr,
+            )
+
+    async def go() -> list[OrderResult | None]:
+        async with OrderClient(
+            args.redis_url, timeout=args.timeout, key_prefix=args.prefix
+        ) as client:
+            return await replay(
+                client, intents, keep_ids=args.keep_ids, timeout=args.timeout, progress=progress
+            )
+
+    results = asyncio.run(go())
+    counts: dict[str, int] = {}
+    for result in results:
+        status = "no result" if result is None else result.status
+        counts[status] = counts.get(status, 0) + 1
+        if args.json and result is not None:
+            print(msgspec.json.encode(result).decode())
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    print(f"replayed {len(results)} intents: {summary}", file=sys.stderr)
+    return 1 if counts.get("no result") else 0
+
+
+def _use_uvloop() -> None:
+    """uvloop when installed: a faster event loop for the hot path."""
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())

@@ -1,0 +1,224 @@
+"""``order-worker demo``: the whole product on one machine, no account, no internet.
+
+Starts a private redis-server (unless REDIS_URL is given), the broker simulator and worker
+processes; a strategy-like producer sends a burst (bracketed market orders, resting limits
+that are modified and cancelled, a good-til-time order, a repeated request ID and a few bad
+intents); then it prints what happened and how long it took, and stops everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from producer.client import OrderClient
+from producer.contract import OrderResult
+from producer.errors import OrderError
+from worker.stack import Process, RedisServer, start_simulator, start_worker, worker_env
+
+ACCOUNT = 12345678
+_SYMBOLS = (("MNQ", 20000.0), ("ES", 6000.0), ("NQ", 20000.0), ("MES", 6000.0), ("CL", 70.0))
+
+
+@dataclass
+class Row:
+    """One line of the outcome table."""
+
+    what: str
+    outcomes: dict[str, int] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list)
+
+    def add(self, outcome: str, millis: float | None = None) -> None:
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        if millis is not None:
+            self.latencies.append(millis)
+
+
+class Tally:
+    """Outcomes and end-to-end latencies, by what was sent."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, Row] = {}
+
+    async def timed(self, what: str, call: Awaitable[OrderResult]) -> OrderResult | None:
+        row = self.rows.setdefault(what, Row(what))
+        started = time.perf_counter()
+        try:
+            result = await call
+        except OrderError as error:
+            row.add(f"refused: {error.code}")
+            return None
+        millis = (time.perf_counter() - started) * 1000
+        row.add(result.status if result.ok else f"{result.status}: {result.error_code}", millis)
+        return result
+
+    def table(self) -> str:
+        lines = [f"{'intent':<36} {'n':>4}  {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7}  outcome"]
+        for row in self.rows.values():
+            n = sum(row.outcomes.values())
+            lat = sorted(row.latencies)
+            p50 = f"{statistics.median(lat):7.2f}" if lat else f"{'-':>7}"
+            p95 = f"{lat[max(0, int(len(lat) * 0.95) - 1)]:7.2f}" if lat else f"{'-':>7}"
+            top = f"{lat[-1]:7.2f}" if lat else f"{'-':>7}"
+            outcome = ", ".join(f"{k} x{v}" for k, v in sorted(row.outcomes.items()))
+            lines.append(f"{row.what:<36} {n:>4}  {p50} {p95} {top}  {outcome}")
+        return "\n".join(lines)
+
+
+def run_demo(*, orders: int, workers: int, redis_url: str | None, logs: Path | None) -> int:
+    """Run the demo; 0 when every intent got its expected kind of answer."""
+    log_dir = logs or Path(tempfile.mkdtemp(prefix="order-worker-demo-"))
+    say = _say
+    server: RedisServer | None = None
+    processes: list[Process] = []
+    try:
+        if redis_url is None:
+            server = RedisServer(log_dir).start()
+            redis_url = server.url
+            say(f"redis-server    {redis_url} (private, stopped at the end)")
+        else:
+            say(f"redis           {redis_url} (from REDIS_URL)")
+        simulator, broker_url = start_simulator(log_dir)
+        processes.append(simulator)
+        say(f"simulator       {broker_url} (ProjectX Gateway stand-in)")
+        for index in range(1, workers + 1):
+            env = worker_env(
+                redis_url, broker_url, f"demo-worker-{index}", {"WARM_SYMBOLS": "MNQ,ES,NQ,MES,CL"}
+            )
+            processes.append(start_worker(log_dir, env))
+            say(f"worker          demo-worker-{index} started")
+        tally = Tally()
+        started = time.perf_counter()
+        asyncio.run(_burst(redis_url, orders, tally, say))
+        elapsed = time.perf_counter() - started
+        print()
+        print(tally.table())
+        total = sum(sum(r.outcomes.values()) for r in tally.rows.values())
+        print(f"\n{total} intents in {elapsed:.1f} s through {workers} workers; logs in {log_dir}")
+        unanswered = sum(
+            n
+            for row in tally.rows.values()
+            for outcome, n in row.outcomes.items()
+            if "result_timeout" in outcome or outcome == "no result"
+        )
+        if unanswered:
+            print(f"demo: {unanswered} intents got no answer in time", file=sys.stderr)
+        return 1 if unanswered else 0
+    finally:
+        for process in reversed(processes):
+            process.stop()
+        if server is not None:
+            server.cleanup()
+
+
+async def _burst(redis_url: str, orders: int, tally: Tally, say: Callable[[str], None]) -> None:
+    async with OrderClient(redis_url, account_id=ACCOUNT, timeout=10.0) as client:
+        say(f"placing {orders} bracketed market orders, 10 at a time")
+        placed: list[OrderResult] = []
+        for wave in range(0, orders, 10):
+            calls = []
+            for i in range(wave, min(wave + 10, orders)):
+                symbol, _ = _SYMBOLS[i % len(_SYMBOLS)]
+                calls.append(
+                    tally.timed(
+                        "place market + brackets",
+                        client.place_market_order(
+                            symbol=symbol,
+                            side="BUY" if i % 2 == 0 else "SELL",
+                            quantity=1 + i % 3,
+                            stop_loss_ticks=20,
+                            take_profit_ticks=40,
+                            custom_tag="demo",
+                        ),
+                    )
+                )
+            placed += [r for r in await asyncio.gather(*calls) if r is not None]
+            _progress(min(wave + 10, orders), orders)
+
+        say("resting limits: place, modify, cancel")
+        limits = []
+        for i in range(10):
+            symbol, price = _SYMBOLS[i % len(_SYMBOLS)]
+            limit = price * 0.9 if i % 2 == 0 else price * 1.1
+            result = await tally.timed(
+                "place limit (rests)",
+                client.place_order(
+                    symbol,
+                    "BUY" if i % 2 == 0 else "SELL",
+                    1,
+                    order_type="limit",
+                    limit_price=round(limit),
+                ),
+            )
+            if result is not None and result.order_id is not None:
+                limits.append((result.order_id, round(limit)))
+        await asyncio.gather(
+            *(
+                tally.timed("modify limit", client.modify_order(oid, price=price + 1, quantity=2))
+                for oid, price in limits
+            )
+        )
+        await asyncio.gather(
+            *(tally.timed("cancel limit", client.cancel_order(oid)) for oid, _ in limits)
+        )
+        await asyncio.gather(
+            *(
+                tally.timed("cancel again (idempotent)", client.cancel_order(oid))
+                for oid, _ in limits
+            )
+        )
+
+        say("good-til-time limit (cancel_after=1 s)")
+        gtt = await tally.timed(
+            "place limit, cancel_after=1s",
+            client.place_order(
+                "MNQ", "BUY", 1, order_type="limit", limit_price=15000.0, cancel_after=1.0
+            ),
+        )
+        if gtt is not None:
+            scheduled = await client.result(f"{gtt.request_id}:gtt", timeout=10.0)
+            tally.rows.setdefault("scheduled cancel (:gtt)", Row("scheduled cancel (:gtt)")).add(
+                "no result" if scheduled is None else scheduled.status
+            )
+
+        say("a repeated request ID, and a few bad intents")
+        if placed:
+            again = client.make_place("MNQ", "BUY", 1, request_id=placed[0].request_id)
+            await tally.timed(
+                "repeat a request ID (not re-sent)", client.wait(await client.submit(again))
+            )
+            await tally.timed("cancel a filled order", client.cancel_order(placed[0].order_id or 0))
+        await tally.timed(
+            "limit price off the tick grid",
+            client.place_order("MNQ", "BUY", 1, order_type="limit", limit_price=20000.1),
+        )
+        await tally.timed("unknown symbol", client.place_order("XYZ", "BUY", 1))
+        await tally.timed(
+            "stop-loss too close (broker rule)",
+            client.place_order("MNQ", "BUY", 1, stop_loss_ticks=2),
+        )
+        await tally.timed(
+            "quantity 0 (refused before enqueue)", client.place_order("MNQ", "BUY", 0)
+        )
+
+
+def _progress(done: int, total: int) -> None:
+    width = 30
+    filled = width * done // total
+    end = "\n" if done >= total else ""
+    print(
+        f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total}",
+        end=end,
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _say(text: str) -> None:
+    print(f"demo: {text}", file=sys.stderr, flush=True)

@@ -1,0 +1,201 @@
+"""Worker configuration: environment variables, parsed and validated once at start.
+
+Every variable is documented in the README ("Worker configuration"). ``Settings.from_env``
+raises ``ConfigError`` naming the variable and what is wrong with it; the API key is kept
+in a ``Secret`` whose repr never shows it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Final, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from producer.errors import OrderError
+from producer.keys import DEFAULT_PREFIX, Keys
+from worker.broker.retry import RetryPolicy
+
+T = TypeVar("T")
+
+DEFAULT_BASE_URL: Final = "https://api.topstepx.com"
+DEFAULT_REDIS_URL: Final = "redis://127.0.0.1:6379/0"
+
+
+class ConfigError(OrderError):
+    """A configuration value is missing or malformed."""
+
+    code = "invalid_config"
+
+
+class Secret:
+    """A string that never shows itself in a repr, a log line or an f-string."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret itself, for the one place that must send it."""
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a worker process needs to know, from ``Settings.from_env``."""
+
+    redis_url: str = DEFAULT_REDIS_URL
+    key_prefix: str = DEFAULT_PREFIX
+    base_url: str = DEFAULT_BASE_URL
+    username: str = ""
+    api_key: Secret = field(default_factory=lambda: Secret(""))
+    worker_name: str = ""
+    max_in_flight: int = 64
+    block_ms: int = 2000
+    claim_idle_ms: int = 10_000
+    claim_interval_ms: int = 1000
+    max_deliveries: int = 5
+    lease_ms: int = 5000
+    drain_timeout_s: float = 10.0
+    result_ttl_s: int = 86_400
+    reply_maxlen: int = 10_000
+    intents_retention_s: int = 3600
+    broker_timeout_ms: int = 3000
+    broker_connect_timeout_ms: int = 1000
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    resolve_timeout_s: float = 60.0
+    order_lookback_h: float = 24.0
+    tag_max_len: int = 50
+    duplicate_tag_code: int = 2
+    warm_symbols: tuple[str, ...] = ()
+    log_level: str = "INFO"
+
+    @property
+    def keys(self) -> Keys:
+        """Redis key names under this deployment's prefix."""
+        return Keys(self.key_prefix)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and check every variable; raise ``ConfigError`` on the first bad one."""
+        env = os.environ if environ is None else environ
+        reader = _Reader(env)
+        settings = cls(
+            redis_url=reader.text("REDIS_URL", DEFAULT_REDIS_URL),
+            key_prefix=reader.text("ORDER_KEY_PREFIX", DEFAULT_PREFIX),
+            base_url=reader.text("PROJECTX_BASE_URL", DEFAULT_BASE_URL),
+            username=reader.text("PROJECTX_USERNAME", ""),
+            api_key=Secret(env.get("PROJECTX_API_KEY", "")),
+            worker_name=reader.text("WORKER_NAME", f"{socket.gethostname()}-{os.getpid()}"),
+            max_in_flight=reader.integer("WORKER_MAX_IN_FLIGHT", 64, low=1),
+            block_ms=reader.integer("WORKER_BLOCK_MS", 2000, low=1),
+            claim_idle_ms=reader.integer("WORKER_CLAIM_IDLE_MS", 10_000, low=100),
+            claim_interval_ms=reader.integer("WORKER_CLAIM_INTERVAL_MS", 1000, low=10),
+            max_deliveries=reader.integer("WORKER_MAX_DELIVERIES", 5, low=1),
+            lease_ms=reader.integer("WORKER_LEASE_MS", 5000, low=100),
+            drain_timeout_s=reader.real("WORKER_DRAIN_TIMEOUT_S", 10.0, low=0),
+            result_ttl_s=reader.integer("RESULT_TTL_S", 86_400, low=1),
+            reply_maxlen=reader.integer("REPLY_MAXLEN", 10_000, low=10),
+            intents_retention_s=reader.integer("INTENTS_RETENTION_S", 3600, low=0),
+            broker_timeout_ms=reader.integer("BROKER_TIMEOUT_MS", 3000, low=1),
+            broker_connect_timeout_ms=reader.integer("BROKER_CONNECT_TIMEOUT_MS", 1000, low=1),
+            retry=reader.parsed("BROKER_RETRY_SCHEDULE_MS", RetryPolicy(), RetryPolicy.from_ms),
+            resolve_timeout_s=reader.real("RESOLVE_TIMEOUT_S", 60.0, low=0),
+            order_lookback_h=reader.real("ORDER_LOOKBACK_H", 24.0, low=0.01),
+            tag_max_len=reader.integer("PROJECTX_TAG_MAX_LEN", 50, low=20),
+            duplicate_tag_code=reader.integer("PROJECTX_DUPLICATE_TAG_CODE", 2, low=0),
+            warm_symbols=tuple(
+                s.strip().upper() for s in env.get("WARM_SYMBOLS", "").split(",") if s.strip()
+            ),
+            log_level=reader.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+        )
+        if not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(
+                "REDIS_URL must start with redis://, rediss:// or unix://, "
+                f"got {mask_url(settings.redis_url)!r}"
+            )
+        if not settings.base_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"PROJECTX_BASE_URL must be an http(s) URL, got {settings.base_url!r}"
+            )
+        return settings
+
+    def require_credentials(self) -> None:
+        """A worker cannot log in without these; say so before anything starts."""
+        missing = [
+            name
+            for name, value in (
+                ("PROJECTX_USERNAME", self.username),
+                ("PROJECTX_API_KEY", self.api_key),
+            )
+            if not value
+        ]
+        if missing:
+            raise ConfigError(
+                f"{' and '.join(missing)} must be set (the broker login; "
+                "`order-worker demo` runs without an account)"
+            )
+
+    def describe(self) -> dict[str, str]:
+        """Every setting as text, secrets masked: for the start-up log line."""
+        shown = {f.name: repr(getattr(self, f.name)) for f in fields(self)}
+        shown["redis_url"] = repr(mask_url(self.redis_url))
+        return shown
+
+
+def mask_url(url: str) -> str:
+    """A URL with its password replaced by ``***`` (Redis URLs may carry one)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class _Reader:
+    """Typed access to an environment mapping with errors that name the variable."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def text(self, name: str, default: str) -> str:
+        value = self._env.get(name, "").strip()
+        return value or default
+
+    def integer(self, name: str, default: int, *, low: int) -> int:
+        value = self.parsed(name, default, int)
+        if value < low:
+            raise ConfigError(f"{name} must be >= {low}, got {value}")
+        return value
+
+    def real(self, name: str, default: float, *, low: float) -> float:
+        value = self.parsed(name, default, float)
+        if value < low:
+            raise ConfigError(f"{name} must be >= {low:g}, got {value:g}")
+        return value
+
+    def parsed(self, name: str, default: T, parse: Callable[[str], T]) -> T:
+        raw = self._env.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            return parse(raw)
+        except ValueError as error:
+            raise ConfigError(f"{name}: cannot read {raw!r} ({error})") from None
+
+    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
+        value = self._env.get(name, "").strip().upper() or default
+        if value not in allowed:
+            raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+        return value

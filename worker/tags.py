@@ -1,0 +1,38 @@
+"""The broker-side idempotency key: the order's ``customTag``, derived from the request ID.
+
+The gateway keeps a tag unique per account (docs/gateway.md §5.8), so the same intent
+sent twice cannot make two orders there, and a worker that does not know whether a place
+went through finds the order by its tag. A strategy's own tag stays readable at the front.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from typing import Final
+
+_PLAIN_ID: Final = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+_SEPARATOR: Final = "."
+_DIGEST_LEN: Final = 16
+
+
+def request_key(request_id: str) -> str:
+    """The request ID itself when it is short and plain, else a 16-character digest of it."""
+    if _PLAIN_ID.match(request_id):
+        return request_id
+    digest = hashlib.blake2b(request_id.encode(), digest_size=10).digest()
+    return base64.b32encode(digest).decode().lower()[:_DIGEST_LEN]
+
+
+def broker_tag(custom_tag: str | None, request_id: str, max_len: int) -> str:
+    """``<strategy tag>.<request key>``, the strategy tag shortened to fit ``max_len``."""
+    key = request_key(request_id)
+    if len(key) > max_len:
+        key = request_key(f"#{request_id}")  # a digest always fits: max_len >= 20
+    if not custom_tag:
+        return key
+    room = max_len - len(key) - len(_SEPARATOR)
+    if room <= 0:
+        return key
+    return f"{custom_tag[:room]}{_SEPARATOR}{key}"
