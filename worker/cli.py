@@ -14,7 +14,7 @@ import redis.exceptions
 from redis.asyncio import Redis
 
 from producer.client import DEFAULT_REDIS_URL, OrderClient
-from producer.contract import OrderResult
+from producer.contract import Intent, OrderResult
 from producer.errors import OrderError
 from producer.keys import DEFAULT_PREFIX, Keys
 from producer.replay import read_intents, record_stream, replay
@@ -171,32 +171,36 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _submit(args: argparse.Namespace) -> int:
+    client = OrderClient(args.redis_url, args.account, timeout=args.timeout, key_prefix=args.prefix)
+    # Built (and so validated) before connecting: a bad order is refused even with no Redis.
+    intent: Intent
+    if args.kind == "place":
+        intent = client.make_place(
+            args.symbol,
+            args.side,
+            args.quantity,
+            order_type=args.order_type,
+            limit_price=args.limit_price,
+            stop_price=args.stop_price,
+            stop_loss_ticks=args.stop_loss_ticks,
+            take_profit_ticks=args.take_profit_ticks,
+            custom_tag=args.tag,
+        )
+    elif args.order_id is None:
+        raise ConfigError(f"{args.kind} needs --order-id")
+    elif args.kind == "modify":
+        intent = client.make_modify(
+            args.order_id,
+            price=args.limit_price,
+            quantity=args.quantity,
+            stop_price=args.stop_price,
+        )
+    else:
+        intent = client.make_cancel(args.order_id)
+
     async def go() -> OrderResult:
-        async with OrderClient(
-            args.redis_url, args.account, timeout=args.timeout, key_prefix=args.prefix
-        ) as client:
-            if args.kind == "place":
-                return await client.place_order(
-                    args.symbol,
-                    args.side,
-                    args.quantity,
-                    order_type=args.order_type,
-                    limit_price=args.limit_price,
-                    stop_price=args.stop_price,
-                    stop_loss_ticks=args.stop_loss_ticks,
-                    take_profit_ticks=args.take_profit_ticks,
-                    custom_tag=args.tag,
-                )
-            if args.order_id is None:
-                raise ConfigError(f"{args.kind} needs --order-id")
-            if args.kind == "modify":
-                return await client.modify_order(
-                    args.order_id,
-                    price=args.limit_price,
-                    quantity=args.quantity,
-                    stop_price=args.stop_price,
-                )
-            return await client.cancel_order(args.order_id)
+        async with client:
+            return await client.wait(await client.submit(intent))
 
     result = asyncio.run(go())
     print(msgspec.json.encode(result).decode())

@@ -101,6 +101,7 @@ class Consumer:
         """Create the group if needed, claim the worker name, start the loops."""
         await self._ensure_group()
         await self._claim_name()
+        await self._recover_own()
         self._loops = [
             self._spawn(self._read_loop(), "read"),
             self._spawn(self._reclaim_loop(), "reclaim"),
@@ -251,6 +252,49 @@ class Consumer:
                 cursor = "0-0"
             backoff.reset()
 
+    async def _recover_own(self) -> None:
+        """Take back at once what this worker name had pending when it last stopped.
+
+        With a stable ``WORKER_NAME`` a restarted worker resumes its own entries without
+        waiting for the idle time; the ledger's history makes sure a place it may already
+        have sent is looked up before anything is sent again.
+        """
+        rows = await self._redis.xpending_range(
+            self._keys.intents,
+            self._keys.group,
+            min="-",
+            max="+",
+            count=self._max_in_flight,
+            consumername=self.name,
+        )
+        entry_ids = [row["message_id"] for row in rows]
+        if not entry_ids:
+            return
+        claimed = await self._redis.xclaim(
+            self._keys.intents, self._keys.group, self.name, min_idle_time=0, message_ids=entry_ids
+        )
+        log.info("resuming %d entries this worker had pending before it stopped", len(claimed))
+        await self._take_over([(eid.decode(), fields) for eid, fields in claimed])
+
+    async def _take_over(self, entries: list[tuple[str, dict[bytes, bytes] | None]]) -> None:
+        """Dispatch reclaimed entries, or dead-letter those delivered too often."""
+        fresh = [(eid, fields) for eid, fields in entries if eid not in self._inflight]
+        if not fresh:
+            return
+        deliveries = await self._deliveries([eid for eid, _ in fresh])
+        for entry_id, fields in fresh:
+            count = deliveries.get(entry_id, 1)
+            log.info("reclaimed %s (delivery %d)", entry_id, count)
+            entry = Entry(entry_id, fields or {}, count)
+            if count > self._max_deliveries:
+                self._dispatch(
+                    entry,
+                    give_up=f"delivered {count} times without finishing "
+                    f"(limit {self._max_deliveries})",
+                )
+            else:
+                self._dispatch(entry)
+
     async def _reclaim(self, cursor: str, room: int) -> str:
         """One XAUTOCLAIM pass; returns where the next pass starts."""
         next_cursor, claimed, deleted = await self._redis.xautoclaim(
@@ -265,23 +309,7 @@ class Consumer:
             # Only MAXLEN trimming or XDEL can do this, and this project never uses them on
             # the intents stream; if someone did, the intent is gone and cannot be answered.
             log.error("entry %s was deleted while pending; its intent is lost", entry_id)
-        fresh = [
-            (eid.decode(), fields) for eid, fields in claimed if eid.decode() not in self._inflight
-        ]
-        if fresh:
-            deliveries = await self._deliveries([eid for eid, _ in fresh])
-            for entry_id, fields in fresh:
-                count = deliveries.get(entry_id, 1)
-                log.info("reclaimed %s (delivery %d)", entry_id, count)
-                entry = Entry(entry_id, fields or {}, count)
-                if count > self._max_deliveries:
-                    self._dispatch(
-                        entry,
-                        give_up=f"delivered {count} times without finishing "
-                        f"(limit {self._max_deliveries})",
-                    )
-                else:
-                    self._dispatch(entry)
+        await self._take_over([(eid.decode(), fields) for eid, fields in claimed])
         return next_cursor.decode() if isinstance(next_cursor, bytes) else str(next_cursor)
 
     async def _deliveries(self, entry_ids: list[str]) -> dict[str, int]:
