@@ -1,0 +1,39 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   - the product end to end on a private Redis and the broker simulator
+#   make test   - the whole test suite (it starts its own redis-server and simulator)
+# .ci/run runs `make check test`.
+
+VENV  := .venv
+BIN   := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SUDO  := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test check bench bench-quick redis-server
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+# The tests start their own redis-server on a free port; they only need the binary.
+redis-server:
+	@command -v redis-server >/dev/null || \
+		($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q redis-server)
+
+demo: $(STAMP) redis-server
+	$(BIN)/order-worker demo
+
+test: $(STAMP) redis-server
+	$(BIN)/pytest
+
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: $(STAMP) redis-server
+	$(BIN)/python -m benchmarks
+
+bench-quick: $(STAMP) redis-server
+	$(BIN)/python -m benchmarks --quick
