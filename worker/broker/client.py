@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, TypeVar
@@ -227,11 +228,17 @@ class GatewayClient:
         """When the current token expires (epoch seconds; 0 without a token)."""
         return self._token_expires if self._token else 0.0
 
-    async def login(self, stats: CallStats | None = None) -> None:
+    async def login(self, stats: CallStats | None = None, *, deadline: float | None = None) -> None:
         """POST /api/Auth/loginKey: a new session token (§2.1)."""
         body = LoginKeyRequest(user_name=self._username, api_key=self._api_key)
         answer = await self._call(
-            "/api/Auth/loginKey", body, LoginResponse, idempotent=True, stats=stats, auth="none"
+            "/api/Auth/loginKey",
+            body,
+            LoginResponse,
+            idempotent=True,
+            stats=stats,
+            deadline=deadline,
+            auth="none",
         )
         if not answer.token:
             raise BrokerProtocolError(
@@ -245,9 +252,9 @@ class GatewayClient:
         async with self._auth_lock:
             await self._renew(stats)
 
-    async def _renew(self, stats: CallStats | None) -> None:
+    async def _renew(self, stats: CallStats | None, deadline: float | None = None) -> None:
         if self._token is None:
-            await self.login(stats)
+            await self.login(stats, deadline=deadline)
             return
         try:
             answer = await self._call(
@@ -256,31 +263,34 @@ class GatewayClient:
                 ValidateResponse,
                 idempotent=True,
                 stats=stats,
+                deadline=deadline,
                 auth="token",
             )
         except (BrokerRejected, BrokerAuthError):
-            await self.login(stats)
+            await self.login(stats, deadline=deadline)
             return
         if answer.new_token:
             self.set_token(answer.new_token)
 
-    async def _ensure_token(self, stats: CallStats | None) -> str:
+    async def _ensure_token(self, stats: CallStats | None, deadline: float | None = None) -> str:
         """A token good for at least the renew margin; at most one login at a time."""
         if self._token is not None and self._clock() < self._token_expires - self._renew_margin:
             return self._token
         async with self._auth_lock:
             # Another request may have renewed it while this one waited for the lock.
             if self._token is None:
-                await self.login(stats)
+                await self.login(stats, deadline=deadline)
             elif self._clock() >= self._token_expires - self._renew_margin:
-                await self._renew(stats)
+                await self._renew(stats, deadline)
             assert self._token is not None
             return self._token
 
-    async def _relogin_after_401(self, refused: str, stats: CallStats | None) -> None:
+    async def _relogin_after_401(
+        self, refused: str, stats: CallStats | None, deadline: float | None = None
+    ) -> None:
         async with self._auth_lock:
             if self._token == refused:
-                await self.login(stats)
+                await self.login(stats, deadline=deadline)
 
     # --- accounts and contracts -------------------------------------------------------
 
@@ -298,7 +308,12 @@ class GatewayClient:
         return answer.accounts or []
 
     async def search_contracts(
-        self, text: str, *, live: bool = False, stats: CallStats | None = None
+        self,
+        text: str,
+        *,
+        live: bool = False,
+        stats: CallStats | None = None,
+        deadline: float | None = None,
     ) -> list[Contract]:
         """POST /api/Contract/search (§4.1): a substring search, at most 20 answers."""
         answer = await self._call(
@@ -307,10 +322,13 @@ class GatewayClient:
             SearchContractResponse,
             idempotent=True,
             stats=stats,
+            deadline=deadline,
         )
         return answer.contracts or []
 
-    async def contract_by_id(self, contract_id: str, *, stats: CallStats | None = None) -> Contract:
+    async def contract_by_id(
+        self, contract_id: str, *, stats: CallStats | None = None, deadline: float | None = None
+    ) -> Contract:
         """POST /api/Contract/searchById (§4.2)."""
         answer = await self._call(
             "/api/Contract/searchById",
@@ -318,6 +336,7 @@ class GatewayClient:
             SearchContractByIdResponse,
             idempotent=True,
             stats=stats,
+            deadline=deadline,
         )
         if answer.contract is None:
             raise BrokerProtocolError(
@@ -344,7 +363,7 @@ class GatewayClient:
         return info.contract_id if info else None
 
     async def resolve_contract(
-        self, symbol: str, *, stats: CallStats | None = None
+        self, symbol: str, *, stats: CallStats | None = None, deadline: float | None = None
     ) -> ContractInfo:
         """Symbol to contract, searched once and then cached with its tick size and value."""
         key = check_symbol(symbol)
@@ -353,9 +372,10 @@ class GatewayClient:
             return info
         if info is not None:
             # Pinned by set_contract_id without a tick size: fetch it once.
-            contract = await self.contract_by_id(info.contract_id, stats=stats)
+            contract = await self.contract_by_id(info.contract_id, stats=stats, deadline=deadline)
         else:
-            contract = self._pick_contract(key, await self.search_contracts(key, stats=stats))
+            found = await self.search_contracts(key, stats=stats, deadline=deadline)
+            contract = self._pick_contract(key, found)
         info = ContractInfo(key, contract.id, contract.tick_size, contract.tick_value)
         self._contracts[key] = info
         return info
@@ -406,7 +426,10 @@ class GatewayClient:
             check_ticks(take_profit_ticks, "take_profit_ticks"),
         )
         tag = check_custom_tag(custom_tag)
-        contract = await self.resolve_contract(symbol, stats=stats)
+        # The look-ups before the place (contract, login) stop retrying at the deadline too,
+        # or an order could reach the broker long after the intent's deadline.
+        with _before_sending("/api/Order/place"):
+            contract = await self.resolve_contract(symbol, stats=stats, deadline=deadline)
         if contract.tick_size:
             for value, field in ((limit, "limit_price"), (stop, "stop_price")):
                 if value is not None:
@@ -564,7 +587,7 @@ class GatewayClient:
         )
         async for attempt in controller:
             with attempt:
-                return await self._attempt(endpoint, payload, response_type, stats, auth)
+                return await self._attempt(endpoint, payload, response_type, stats, auth, deadline)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     async def _attempt(
@@ -574,12 +597,17 @@ class GatewayClient:
         response_type: type[E],
         stats: CallStats | None,
         auth: Auth,
+        deadline: float | None = None,
     ) -> E:
-        token = await self._ensure_token(stats) if auth == "session" else None
+        token = None
+        if auth == "session":
+            with _before_sending(endpoint):
+                token = await self._ensure_token(stats, deadline)
         status, retry_after, body = await self._post(endpoint, payload, auth, stats)
         if status == 401 and token is not None:
             # One re-login and one retry (the refused request never ran).
-            await self._relogin_after_401(token, stats)
+            with _before_sending(endpoint):
+                await self._relogin_after_401(token, stats, deadline)
             status, retry_after, body = await self._post(endpoint, payload, auth, stats)
             if status == 401:
                 raise BrokerAuthError(
@@ -655,6 +683,20 @@ class GatewayClient:
                 "the broker refused the credentials (HTTP 401)", endpoint=endpoint
             )
         raise BrokerBadRequest(endpoint, status, _problem_title(body))
+
+
+@contextlib.contextmanager
+def _before_sending(endpoint: str) -> Iterator[None]:
+    """A failure of what must come before a request (login, contract look-up) proves that
+    request was never sent, whatever the failure says about itself."""
+    try:
+        yield
+    except BrokerUnavailable as error:
+        if not error.sent and error.endpoint == endpoint:
+            raise
+        raise BrokerUnavailable(
+            f"{endpoint} not sent: {error.message}", endpoint=endpoint, sent=False
+        ) from None
 
 
 _JSON_HEADERS: Final = {"Content-Type": "application/json", "Accept": "application/json"}

@@ -13,6 +13,7 @@ retried depends on whether a repeat could do harm:
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from tenacity import AsyncRetrying, RetryCallState
 from worker.broker.errors import BrokerRateLimited, BrokerUnavailable
 
 Sleep = Callable[[float], Awaitable[None]]
+MAX_RETRY_AFTER_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +42,9 @@ class RetryPolicy:
             raise ValueError(
                 f"retry schedule must be comma-separated milliseconds, got {text!r}"
             ) from None
-        if any(w < 0 for w in waits):
-            raise ValueError(f"retry schedule waits must be >= 0, got {text!r}")
+        # float() reads "inf" and "nan": a wait of either never ends (asyncio.sleep(nan) hangs).
+        if any(not math.isfinite(w) or w < 0 for w in waits):
+            raise ValueError(f"retry schedule waits must be finite and >= 0, got {text!r}")
         return cls(waits)
 
 
@@ -58,7 +61,9 @@ def wait_before(retry_number: int, error: BaseException | None, policy: RetryPol
     """Seconds to wait before retry ``retry_number`` (1-based)."""
     step = policy.schedule[min(retry_number, len(policy.schedule)) - 1] if policy.schedule else 0.0
     if isinstance(error, BrokerRateLimited) and error.retry_after is not None:
-        return max(step, error.retry_after)
+        # Honoured, but within reason: a gateway asking for minutes is better answered by
+        # giving up (the intent expires) than by a worker slot held that long.
+        return max(step, min(error.retry_after, MAX_RETRY_AFTER_S))
     return step
 
 
