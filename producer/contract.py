@@ -4,7 +4,7 @@ Defined once, used by both sides. An intent travels as one stream entry with two
 ``v`` (the contract's major version) and ``d`` (the intent as JSON). Compatibility rule:
 a new field is always optional with a default, so old workers ignore it (msgspec skips
 unknown fields) and new workers fill it in; anything else bumps ``CONTRACT_VERSION`` and a
-worker answers an entry of a version it does not know with ``unsupported_version``.
+worker answers an entry of a version it does not know as ``malformed_intent``.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ ORDER_TYPES: Final = ("market", "limit", "stop")
 MAX_INT32: Final = 2**31 - 1
 MAX_INT64: Final = 2**63 - 1
 MAX_TAG_LEN: Final = 64
+MAX_REQUEST_ID: Final = 128  # the contract's limit (producer/contract.py)
 MAX_SYMBOL_LEN: Final = 32
 
 
@@ -174,8 +175,11 @@ def validate_intent(intent: Intent) -> Intent:
     Returns the intent normalised (side upper-cased, whole-number floats made ints, ...).
     Raises ``InvalidOrder`` naming the first rule that failed.
     """
-    if not isinstance(intent.request_id, str) or not intent.request_id:
-        raise InvalidOrder("request_id must be non-empty text", code="invalid_request_id")
+    if not isinstance(intent.request_id, str) or not 0 < len(intent.request_id) <= MAX_REQUEST_ID:
+        raise InvalidOrder(
+            f"request_id must be text of 1 to {MAX_REQUEST_ID} characters",
+            code="invalid_request_id",
+        )
     account_id = check_account_id(intent.account_id)
     if isinstance(intent, PlaceOrder):
         order_type = check_order_type(intent.order_type)

@@ -25,6 +25,7 @@ from typing import Final
 import msgspec
 import redis.exceptions
 
+from producer.backoff import Backoff
 from producer.contract import (
     CONTRACT_VERSION,
     DATA_FIELD,
@@ -41,9 +42,13 @@ from producer.contract import (
 from producer.errors import InvalidOrder, OrderError
 from producer.keys import Keys
 from producer.validation import validate_intent
-from worker.backoff import Backoff
 from worker.broker.client import CallStats, GatewayClient
-from worker.broker.errors import BrokerError, BrokerRejected, BrokerUnavailable
+from worker.broker.errors import (
+    BrokerError,
+    BrokerRateLimited,
+    BrokerRejected,
+    BrokerUnavailable,
+)
 from worker.broker.models import Order, OrderStatus
 from worker.broker.retry import RetryPolicy
 from worker.ledger import Claim, DeadLetter, Ledger
@@ -198,7 +203,10 @@ class Executor:
             intent = validate_intent(decoded)
         except InvalidOrder as error:
             result = self._result(decoded, picked, None, "rejected", error=error)
-            await self._finish(result, decoded, entry.entry_id)
+            # Leave the order's queue too, or later follow-ups of the order would wait on it.
+            await self._finish(
+                result, decoded, entry.entry_id, order_queue=order_queue(decoded, self._keys)
+            )
             return
         await self.execute(intent, entry.entry_id, picked)
 
@@ -331,40 +339,70 @@ class Executor:
 
     async def _run(self, intent: Intent, picked: int, *, started_before: bool) -> OrderResult:
         stats = CallStats()
-        if self._now_ms() >= intent.deadline and not started_before:
-            return self._result(
-                intent,
-                picked,
-                stats,
-                "expired",
-                error_code="deadline_passed",
-                message="the deadline passed before a worker could send it; not sent",
-            )
         try:
             if isinstance(intent, PlaceOrder):
                 return await self._place(intent, picked, stats, started_before=started_before)
-            if isinstance(intent, ModifyOrder):
-                return await self._modify(intent, picked, stats)
-            return await self._cancel(intent, picked, stats)
+            return await self._follow_up(intent, picked, stats, started_before=started_before)
         except (InvalidOrder, BrokerError) as error:
             status: Status = "failed" if isinstance(error, BrokerUnavailable) else "rejected"
-            if isinstance(error, BrokerUnavailable) and self._now_ms() >= intent.deadline:
-                status = "expired"
             return self._result(intent, picked, stats, status, error=error)
+
+    def _not_sent(
+        self, intent: Intent, picked: int, stats: CallStats, error: OrderError | None
+    ) -> OrderResult:
+        """Expired: the deadline passed before the intent could be sent."""
+        reason = f" ({error.message})" if error is not None else ""
+        return self._result(
+            intent,
+            picked,
+            stats,
+            "expired",
+            error_code="deadline_passed",
+            message=f"the deadline passed before it could be sent{reason}; not sent",
+        )
 
     # --- place ------------------------------------------------------------------------
 
     async def _place(
         self, intent: PlaceOrder, picked: int, stats: CallStats, *, started_before: bool
     ) -> OrderResult:
+        """Send a place exactly once.
+
+        Whenever a send may have reached the broker (this time, or by a worker that
+        started this intent before), the order is looked up by its tag before anything
+        else: found means placed. Sends that may have gone through are repeated at most
+        the retry schedule's length; sends that provably did not (refused connection,
+        429) are repeated until the deadline, since the broker may just be away a while.
+        """
         tag = broker_tag(intent.custom_tag, intent.request_id, self._config.tag_max_len)
-        if started_before:
-            # A worker started this before (and may have died mid-call): the order may exist.
-            found = await self._find_placed(intent, tag, stats)
-            if found is not None:
-                return await self._placed(intent, picked, stats, found.id, order_state(found))
+        schedule = self._config.retry.schedule
+        maybe_sent = started_before
+        unknown: BrokerUnavailable | None = None
         resends = 0
+        backoff = Backoff(0.25, 2.0)
+        last_error: OrderError | None = None
         while True:
+            if maybe_sent:
+                found = await self._find_placed(intent, tag, stats)
+                if found is not None:
+                    return await self._placed(intent, picked, stats, found.id, order_state(found))
+            if unknown is not None and resends > len(schedule):
+                return self._result(
+                    intent,
+                    picked,
+                    stats,
+                    "failed",
+                    error=unknown,
+                    message=f"{unknown.message}; the order was not placed (looked up by tag)",
+                )
+            if self._now_ms() >= intent.deadline:
+                result = self._not_sent(intent, picked, stats, last_error)
+                if maybe_sent:
+                    return msgspec.structs.replace(
+                        result,
+                        message="the deadline passed; the order was not placed (looked up by tag)",
+                    )
+                return result
             try:
                 order_id = await self._broker.place_order(
                     account_id=intent.account_id,
@@ -397,28 +435,18 @@ class Executor:
                     message=f"the broker says tag {tag!r} is in use but no order carries it; "
                     "not placed",
                 )
-            except BrokerUnavailable as error:
-                if not error.sent:
-                    raise  # provably never ran; the client already retried it
-                # It may have gone through: wait for the broker to settle, then look.
-                resends += 1
-                schedule = self._config.retry.schedule
-                if resends <= len(schedule):
-                    await self._pause(schedule[resends - 1], intent)
-                found = await self._find_placed(intent, tag, stats)
-                if found is not None:
-                    return await self._placed(intent, picked, stats, found.id, order_state(found))
-                if resends > len(schedule) or self._now_ms() >= intent.deadline:
-                    status: Status = "expired" if self._now_ms() >= intent.deadline else "failed"
-                    return self._result(
-                        intent,
-                        picked,
-                        stats,
-                        status,
-                        error=error,
-                        message=f"{error.message}; the order was not placed (looked up by tag)",
-                    )
-                log.info("place %s: outcome unknown, not found by tag; sending again", tag)
+            except (BrokerUnavailable, BrokerRateLimited) as error:
+                last_error = error
+                if isinstance(error, BrokerUnavailable) and error.sent:
+                    # It may have gone through: wait for the broker to settle, then look.
+                    maybe_sent = True
+                    unknown = error
+                    resends += 1
+                    if resends <= len(schedule):
+                        await self._pause(schedule[resends - 1], intent)
+                    log.info("place %s: outcome unknown; looking it up by tag", tag)
+                else:
+                    await self._pause(backoff.next(), intent)
             else:
                 return await self._placed(intent, picked, stats, order_id, None)
 
@@ -451,6 +479,38 @@ class Executor:
         )
 
     # --- modify and cancel ------------------------------------------------------------
+
+    async def _follow_up(
+        self,
+        intent: ModifyOrder | CancelOrder,
+        picked: int,
+        stats: CallStats,
+        *,
+        started_before: bool,
+    ) -> OrderResult:
+        """A modify or cancel, sent again while it provably did not reach the broker.
+
+        Past the deadline it is not sent; if a worker started it before, the order's state
+        tells whether that earlier attempt took effect.
+        """
+        backoff = Backoff(0.25, 2.0)
+        last_error: OrderError | None = None
+        while True:
+            if self._now_ms() >= intent.deadline:
+                if started_before:
+                    order = await self._find_existing(intent, stats)
+                    if order is not None and _took_effect(order, intent):
+                        return self._accepted_as_is(intent, picked, stats, order, "applied earlier")
+                return self._not_sent(intent, picked, stats, last_error)
+            try:
+                if isinstance(intent, ModifyOrder):
+                    return await self._modify(intent, picked, stats)
+                return await self._cancel(intent, picked, stats)
+            except (BrokerUnavailable, BrokerRateLimited) as error:
+                if isinstance(error, BrokerUnavailable) and error.sent:
+                    raise
+                last_error = error
+                await self._pause(backoff.next(), intent)
 
     async def _modify(self, intent: ModifyOrder, picked: int, stats: CallStats) -> OrderResult:
         try:
@@ -703,6 +763,13 @@ def _kind(intent: Intent) -> str:
     if isinstance(intent, PlaceOrder):
         return "place"
     return "modify" if isinstance(intent, ModifyOrder) else "cancel"
+
+
+def _took_effect(order: Order, intent: ModifyOrder | CancelOrder) -> bool:
+    """Whether the order shows the follow-up applied."""
+    if isinstance(intent, CancelOrder):
+        return order.status == OrderStatus.CANCELLED
+    return _has_values(order, intent)
 
 
 def _has_values(order: Order, intent: ModifyOrder) -> bool:

@@ -7,6 +7,7 @@ in a ``Secret`` whose repr never shows it.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 from collections.abc import Callable, Mapping
@@ -147,6 +148,10 @@ class Settings:
                 "`order-worker demo` runs without an account)"
             )
 
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={value}" for name, value in self.describe().items())
+        return f"Settings({shown})"
+
     def describe(self) -> dict[str, str]:
         """Every setting as text, secrets masked: for the start-up log line."""
         shown = {f.name: repr(getattr(self, f.name)) for f in fields(self)}
@@ -181,8 +186,8 @@ class _Reader:
 
     def real(self, name: str, default: float, *, low: float) -> float:
         value = self.parsed(name, default, float)
-        if value < low:
-            raise ConfigError(f"{name} must be >= {low:g}, got {value:g}")
+        if not math.isfinite(value) or value < low:
+            raise ConfigError(f"{name} must be a finite number >= {low:g}, got {value:g}")
         return value
 
     def parsed(self, name: str, default: T, parse: Callable[[str], T]) -> T:
