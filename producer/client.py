@@ -24,6 +24,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
 from producer.aio import cancel_and_wait
+from producer.backoff import Backoff
 from producer.contract import (
     VERSION_BYTES,
     CancelOrder,
@@ -327,23 +328,38 @@ class OrderClient:
         # Registered before the XADD, so even an instant reply finds its waiter.
         self._waiting.setdefault(intent.request_id, asyncio.get_running_loop().create_future())
         fields = encode_intent(intent)
+        backoff = Backoff(0.05, 1.0)
         try:
-            if isinstance(intent, PlaceOrder):
-                await conn.xadd(self.keys.intents, cast(Any, fields))
-            else:
-                await self._submit_follow_up(
-                    keys=[
-                        self.keys.intents,
-                        self.keys.order_queue(intent.account_id, intent.order_id),
-                    ],
-                    args=[fields[b"v"], fields[b"d"], _ORDER_QUEUE_TTL_S],
-                )
+            while True:
+                try:
+                    await self._enqueue(conn, intent, fields)
+                    break
+                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                    # Redis is restarting or unreachable: try again until the intent's
+                    # deadline. A repeat is safe: a request ID that ends up twice on the
+                    # stream is executed once and answered from its stored result.
+                    delay = backoff.next()
+                    if time.time() * 1000 + delay * 1000 >= intent.deadline:
+                        raise
+                    log.warning(
+                        "enqueueing %s failed; retrying in %.2f s", intent.request_id, delay
+                    )
+                    await asyncio.sleep(delay)
         except BaseException:
             self._waiting.pop(intent.request_id, None)
             raise
         if self._record is not None:
             self._record.append(intent)
         return intent.request_id
+
+    async def _enqueue(self, conn: Redis, intent: Intent, fields: dict[bytes, bytes]) -> None:
+        if isinstance(intent, PlaceOrder):
+            await conn.xadd(self.keys.intents, cast(Any, fields))
+            return
+        await self._submit_follow_up(
+            keys=[self.keys.intents, self.keys.order_queue(intent.account_id, intent.order_id)],
+            args=[fields[b"v"], fields[b"d"], _ORDER_QUEUE_TTL_S],
+        )
 
     async def wait(self, request_id: str, timeout: float | None = None) -> OrderResult:
         """The result of a submitted intent; ``ResultTimeout`` if none within ``timeout``."""
@@ -404,18 +420,18 @@ class OrderClient:
     async def _read_replies(self) -> None:
         conn = self._connected()
         last: bytes | str = "0-0"
-        delay = 0.05
+        backoff = Backoff(0.05, 2.0)
         while True:
             try:
                 replies = await conn.xread(
                     {self.reply_stream: last}, count=1000, block=_READ_BLOCK_MS
                 )
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+                delay = backoff.next()
                 log.warning("reading replies failed (%s); retrying in %.2f s", error, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
                 continue
-            delay = 0.05
+            backoff.reset()
             for _stream, entries in replies or ():
                 for entry_id, fields in entries:
                     last = entry_id

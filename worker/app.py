@@ -11,15 +11,19 @@ consumer. ``on_shutdown`` stops reading, drains what is in flight (bounded) and 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from datetime import timedelta
 from typing import Any, Final
 
 import msgspec
+import redis.exceptions
 from arq.connections import ArqRedis, RedisSettings
 from arq.cron import cron
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
 from producer.contract import ENCODER, CancelOrder, PlaceOrder
 from worker.broker.client import GatewayClient, make_session
@@ -192,7 +196,19 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         ],
         "on_startup": startup,
         "on_shutdown": shutdown,
-        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "redis_settings": dataclasses.replace(
+            RedisSettings.from_dsn(settings.redis_url),
+            # arq's own polling loop has no reconnect logic of its own: without these a
+            # Redis restart would end the worker process.
+            retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), 60),
+            # OSError too: redis-py retries a refused connect only when told to.
+            retry_on_error=[
+                redis.exceptions.ConnectionError,
+                redis.exceptions.TimeoutError,
+                OSError,
+            ],
+            retry_on_timeout=True,
+        ),
         "queue_name": f"{settings.key_prefix}:arq",
         "health_check_key": f"{settings.key_prefix}:arq:health:{settings.worker_name}",
         "ctx": {"settings": settings},

@@ -30,8 +30,8 @@ import redis.exceptions
 from redis.asyncio import Redis
 
 from producer.aio import cancel_and_wait
+from producer.backoff import Backoff
 from producer.keys import Keys
-from worker.backoff import Backoff
 from worker.executor import Entry, Executor
 from worker.ledger import Ledger, Running
 
@@ -101,7 +101,6 @@ class Consumer:
         """Create the group if needed, claim the worker name, start the loops."""
         await self._ensure_group()
         await self._claim_name()
-        await self._recover_own()
         self._loops = [
             self._spawn(self._read_loop(), "read"),
             self._spawn(self._reclaim_loop(), "reclaim"),
@@ -193,9 +192,9 @@ class Consumer:
                 for entry_id, fields in entries:
                     self._dispatch(Entry(entry_id.decode(), fields))
 
-    def _dispatch(self, entry: Entry, *, give_up: str | None = None) -> None:
+    def _dispatch(self, entry: Entry, *, give_up: str | None = None) -> asyncio.Task[None] | None:
         if entry.entry_id in self._inflight:
-            return
+            return None
         work = (
             self._executor.give_up(entry, give_up)
             if give_up is not None
@@ -212,6 +211,7 @@ class Consumer:
             self._room.set()
 
         task.add_done_callback(done)
+        return task
 
     async def _guard(self, entry: Entry, work: Awaitable[None]) -> None:
         """Run one entry; whatever goes wrong, the worker keeps serving the others."""
@@ -231,15 +231,28 @@ class Consumer:
     # --- reclaiming -------------------------------------------------------------------
 
     async def _reclaim_loop(self) -> None:
+        """The recovery lane: reclaimed entries run here, one at a time.
+
+        An entry that was delivered before may be what killed its last worker. Claiming
+        and running such entries one by one means a poison entry takes down only itself
+        (and the fresh entries running beside it, once), not everything recovered with it,
+        and its delivery count alone climbs to the dead-letter limit.
+        """
         cursor = "0-0"
         backoff = Backoff(self._claim_interval, 10.0)
+        own = await self._own_pending()
         while True:
-            await asyncio.sleep(self._claim_interval)
-            room = self._max_in_flight - len(self._inflight)
-            if room <= 0:
-                continue
             try:
-                cursor = await self._reclaim(cursor, room)
+                while True:
+                    if own:
+                        entry = await self._claim_own(own.pop(0))
+                    else:
+                        entry, cursor = await self._claim_idle(cursor)
+                    if entry is None:
+                        if cursor == "0-0":
+                            break
+                        continue
+                    await self._run_reclaimed(entry)
             except _REDIS_DOWN as error:
                 delay = backoff.next()
                 log.warning("reclaiming failed (%s); retrying in %.2f s", error, delay)
@@ -251,12 +264,13 @@ class Consumer:
                 await self._ensure_group()
                 cursor = "0-0"
             backoff.reset()
+            await asyncio.sleep(self._claim_interval)
 
-    async def _recover_own(self) -> None:
-        """Take back at once what this worker name had pending when it last stopped.
+    async def _own_pending(self) -> list[bytes]:
+        """What this worker name had pending when it last stopped.
 
-        With a stable ``WORKER_NAME`` a restarted worker resumes its own entries without
-        waiting for the idle time; the ledger's history makes sure a place it may already
+        With a stable ``WORKER_NAME`` a restarted worker resumes these at once instead of
+        waiting for them to go idle; the ledger's history makes sure a place it may already
         have sent is looked up before anything is sent again.
         """
         rows = await self._redis.xpending_range(
@@ -264,71 +278,61 @@ class Consumer:
             self._keys.group,
             min="-",
             max="+",
-            count=self._max_in_flight,
+            count=10_000,
             consumername=self.name,
         )
-        entry_ids = [row["message_id"] for row in rows]
-        if not entry_ids:
-            return
+        if rows:
+            log.info("resuming %d entries this worker had pending before it stopped", len(rows))
+        return [row["message_id"] for row in rows]
+
+    async def _claim_own(self, entry_id: bytes) -> Entry | None:
         claimed = await self._redis.xclaim(
-            self._keys.intents, self._keys.group, self.name, min_idle_time=0, message_ids=entry_ids
+            self._keys.intents, self._keys.group, self.name, min_idle_time=0, message_ids=[entry_id]
         )
-        log.info("resuming %d entries this worker had pending before it stopped", len(claimed))
-        await self._take_over([(eid.decode(), fields) for eid, fields in claimed])
+        return await self._reclaimed(claimed)
 
-    async def _take_over(self, entries: list[tuple[str, dict[bytes, bytes] | None]]) -> None:
-        """Dispatch reclaimed entries, or dead-letter those delivered too often."""
-        fresh = [(eid, fields) for eid, fields in entries if eid not in self._inflight]
-        if not fresh:
-            return
-        deliveries = await self._deliveries([eid for eid, _ in fresh])
-        for entry_id, fields in fresh:
-            count = deliveries.get(entry_id, 1)
-            log.info("reclaimed %s (delivery %d)", entry_id, count)
-            entry = Entry(entry_id, fields or {}, count)
-            if count > self._max_deliveries:
-                self._dispatch(
-                    entry,
-                    give_up=f"delivered {count} times without finishing "
-                    f"(limit {self._max_deliveries})",
-                )
-            else:
-                self._dispatch(entry)
-
-    async def _reclaim(self, cursor: str, room: int) -> str:
-        """One XAUTOCLAIM pass; returns where the next pass starts."""
+    async def _claim_idle(self, cursor: str) -> tuple[Entry | None, str]:
+        """One XAUTOCLAIM of one entry idle past the limit, on any consumer."""
         next_cursor, claimed, deleted = await self._redis.xautoclaim(
             self._keys.intents,
             self._keys.group,
             self.name,
             min_idle_time=self._claim_idle_ms,
             start_id=cursor,
-            count=room,
+            count=1,
         )
         for entry_id in deleted or ():
             # Only MAXLEN trimming or XDEL can do this, and this project never uses them on
             # the intents stream; if someone did, the intent is gone and cannot be answered.
             log.error("entry %s was deleted while pending; its intent is lost", entry_id)
-        await self._take_over([(eid.decode(), fields) for eid, fields in claimed])
-        return next_cursor.decode() if isinstance(next_cursor, bytes) else str(next_cursor)
+        cursor = next_cursor.decode() if isinstance(next_cursor, bytes) else str(next_cursor)
+        return await self._reclaimed(claimed), cursor
 
-    async def _deliveries(self, entry_ids: list[str]) -> dict[str, int]:
-        """How many times each of these entries (now pending on us) was delivered."""
+    async def _reclaimed(
+        self, claimed: list[tuple[bytes, dict[bytes, bytes] | None]]
+    ) -> Entry | None:
+        if not claimed:
+            return None
+        raw_id, fields = claimed[0]
+        entry_id = raw_id.decode()
+        if entry_id in self._inflight:
+            return None  # still running here (its keepalive was late); leave it be
         rows = await self._redis.xpending_range(
-            self._keys.intents,
-            self._keys.group,
-            min=min(entry_ids, key=_stream_order),
-            max=max(entry_ids, key=_stream_order),
-            count=len(entry_ids) * 4 + 100,
-            consumername=self.name,
+            self._keys.intents, self._keys.group, min=entry_id, max=entry_id, count=1
         )
-        wanted = set(entry_ids)
-        counts: dict[str, int] = {}
-        for row in rows:
-            entry_id = row["message_id"].decode()
-            if entry_id in wanted:
-                counts[entry_id] = int(row["times_delivered"])
-        return counts
+        deliveries = int(rows[0]["times_delivered"]) if rows else 1
+        log.info("reclaimed %s (delivery %d)", entry_id, deliveries)
+        return Entry(entry_id, fields or {}, deliveries)
+
+    async def _run_reclaimed(self, entry: Entry) -> None:
+        if entry.deliveries > self._max_deliveries:
+            limit = self._max_deliveries
+            reason = f"delivered {entry.deliveries} times without finishing (limit {limit})"
+            task = self._dispatch(entry, give_up=reason)
+        else:
+            task = self._dispatch(entry)
+        if task is not None:
+            await asyncio.wait([task])
 
     # --- keeping alive ----------------------------------------------------------------
 
@@ -399,11 +403,6 @@ def _is_dead_local(data: bytes) -> bool:
     except PermissionError:
         return False
     return False
-
-
-def _stream_order(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:

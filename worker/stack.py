@@ -8,6 +8,7 @@ ports, nothing shared in memory.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -20,7 +21,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, Final, cast
 
 import redis
 
@@ -215,15 +216,19 @@ def start_worker(
     argv: Sequence[str] | None = None,
 ) -> Process:
     """A worker process (``python -m worker run`` unless ``argv`` says otherwise), returned
-    once its heartbeat is in Redis, which it writes when its consumer has started."""
+    once its own heartbeat is in Redis, which it writes when its consumer has started (a
+    restart under the same name may find its predecessor's heartbeat still there)."""
     name = env["WORKER_NAME"]
     process = spawn(name, argv or [sys.executable, "-m", "worker", "run"], env=env, log_dir=log_dir)
     client = redis.Redis.from_url(env["REDIS_URL"], socket_timeout=1)
-    prefix = env.get("ORDER_KEY_PREFIX", "ow")
+    key = f"{env.get('ORDER_KEY_PREFIX', 'ow')}:worker:{name}"
+
+    def beating() -> bool:
+        beat = cast(bytes | None, client.get(key))
+        return beat is not None and json.loads(beat).get("pid") == process.popen.pid
+
     try:
-        wait_until(
-            lambda: client.exists(f"{prefix}:worker:{name}"), f"worker {name}", timeout, process
-        )
+        wait_until(beating, f"worker {name}", timeout, process)
     finally:
         client.close()
     return process
