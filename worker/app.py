@@ -11,12 +11,14 @@ consumer. ``on_shutdown`` stops reading, drains what is in flight (bounded) and 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
 from datetime import timedelta
 from typing import Any, Final
 
+import arq.worker
 import msgspec
 import redis.exceptions
 from arq.connections import ArqRedis, RedisSettings
@@ -39,6 +41,23 @@ log = logging.getLogger("worker.app")
 # How long the scheduled cancel of a good-til-time order may take before it is refused.
 _GTT_CANCEL_DEADLINE_S: Final = 30
 _PLACE_DECODER: Final = msgspec.json.Decoder(PlaceOrder)
+
+
+class Worker(arq.worker.Worker):
+    """arq's worker, made to ride out Redis outages.
+
+    arq's poll loop has no error handling of its own, and redis-py can raise a connection
+    error when it takes a pooled connection (outside its own retry): without this a
+    restart or a reset connection to Redis would end the process.
+    ``order-worker run`` uses this class; plain ``arq worker.WorkerSettings`` uses arq's.
+    """
+
+    async def _poll_iteration(self) -> None:
+        try:
+            await super()._poll_iteration()
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as error:
+            log.warning("arq poll failed (%s); polling again", error)
+            await asyncio.sleep(0.5)
 
 
 async def startup(ctx: dict[str, Any]) -> None:

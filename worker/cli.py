@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -149,16 +150,18 @@ def _positive(text: str) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from arq.worker import create_worker
-
     from worker import logs
-    from worker.app import worker_settings
+    from worker.app import Worker, worker_settings
 
     settings = Settings.from_env()
     settings.require_credentials()
     logs.configure(settings.log_level)
     _use_uvloop()
-    create_worker(worker_settings(settings)).run()
+    try:
+        Worker(**worker_settings(settings)).run()
+    except Exception:
+        logging.getLogger("worker").critical("worker stopped by an error", exc_info=True)
+        raise
     return 0
 
 

@@ -37,7 +37,15 @@ from worker.ledger import Ledger, Running
 
 log = logging.getLogger("worker.consumer")
 
-_REDIS_DOWN: Final = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+# Redis unreachable, or a connection lost under a command. uvloop reports a write to a
+# transport closed under it as RuntimeError ("the handler is closed") where asyncio raises
+# OSError; redis-py passes it through unconverted.
+_REDIS_DOWN: Final = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    OSError,
+    RuntimeError,
+)
 
 
 class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):

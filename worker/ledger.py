@@ -78,9 +78,10 @@ for i = 4, #ARGV, 3 do
     redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'JUSTID')
   end
   if lease ~= '' then
-    if redis.call('GET', lease) == owner then
+    local holder = redis.call('GET', lease)
+    if holder == owner then
       redis.call('PEXPIRE', lease, ARGV[3])
-    else
+    elseif holder then
       table.insert(lost, id)
     end
   end
@@ -234,7 +235,8 @@ class Ledger:
         return bool(done)
 
     async def keepalive(self, running: list[Running]) -> set[str]:
-        """Renew leases and entry idle times; returns the entries whose lease was lost."""
+        """Renew leases and entry idle times; returns the entries whose lease another
+        worker holds now (a lease that is simply gone was released by a finish)."""
         if not running:
             return set()
         args: list[str | int] = [self._keys.group, self._consumer, self._lease_ms]
