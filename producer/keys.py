@@ -57,6 +57,42 @@ class Keys:
         """A live worker's heartbeat (expires when the worker stops renewing it)."""
         return f"{self.prefix}:worker:{name}"
 
+    @property
+    def budget(self) -> str:
+        """The fleet's shared rate budget (a token bucket)."""
+        return f"{self.prefix}:budget"
+
+    @property
+    def budget_pause(self) -> str:
+        """Set after a 429: the whole fleet holds back until it expires."""
+        return f"{self.prefix}:budget:pause"
+
+    @property
+    def token(self) -> str:
+        """The fleet's shared broker session token."""
+        return f"{self.prefix}:token"
+
+    @property
+    def token_lock(self) -> str:
+        """Held by the one worker logging in or renewing the token."""
+        return f"{self.prefix}:token:lock"
+
+    def contract(self, symbol: str) -> str:
+        """A symbol's contract (ID, tick size and value), shared by the fleet."""
+        return f"{self.prefix}:contract:{symbol}"
+
+    def halt(self, account_id: int | None = None) -> str:
+        """The kill switch: for every account, or for one."""
+        return f"{self.prefix}:halt" if account_id is None else f"{self.prefix}:halt:{account_id}"
+
+    def orders_per_minute(self, account_id: int, minute: int) -> str:
+        """New orders an account sent in one minute (for the risk check)."""
+        return f"{self.prefix}:risk:orders:{account_id}:{minute}"
+
+    def exposure(self, account_id: int, contract_id: str) -> str:
+        """Contracts of new orders in flight on an account and contract (for the risk check)."""
+        return f"{self.prefix}:risk:inflight:{account_id}:{contract_id}"
+
     def order_queue(self, account_id: int, order_id: int) -> str:
         """Follow-up intents (modify, cancel) of one order, in submission order."""
         return f"{self.prefix}:orderq:{account_id}:{order_id}"

@@ -30,11 +30,15 @@ from redis.backoff import ExponentialBackoff
 from producer.contract import ENCODER, CancelOrder, PlaceOrder
 from worker.broker.client import GatewayClient, make_session
 from worker.broker.errors import BrokerError
+from worker.budget import RateBudget
 from worker.consumer import Consumer
+from worker.contracts import SharedContracts
 from worker.executor import Executor, ExecutorConfig
 from worker.housekeeping import forget_idle_consumers, trim_intents
 from worker.ledger import Ledger
+from worker.risk import RiskGate
 from worker.settings import Settings
+from worker.tokens import SharedTokens
 
 log = logging.getLogger("worker.app")
 
@@ -80,6 +84,14 @@ async def startup(ctx: dict[str, Any]) -> None:
         retry=settings.retry,
         request_timeout=settings.broker_timeout_ms / 1000,
         connect_timeout=settings.broker_connect_timeout_ms / 1000,
+        renew_margin=settings.token_renew_margin_s,
+        # The fleet shares one token, one rate budget and its resolved contracts.
+        budget=None
+        if settings.rate_limit is None
+        else RateBudget(redis, keys, settings.rate_limit),
+        tokens=SharedTokens(redis, keys),
+        contracts=SharedContracts(redis, keys, ttl_s=settings.contract_ttl_s),
+        contract_refresh_s=settings.contract_refresh_s,
     )
     ledger = Ledger(
         redis,
@@ -88,6 +100,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         lease_ms=settings.lease_ms,
         result_ttl_s=settings.result_ttl_s,
         reply_maxlen=settings.reply_maxlen,
+        budget=settings.rate_limit,
     )
     arq_redis: ArqRedis = ctx["redis"]
 
@@ -120,6 +133,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         ),
         schedule_cancel=schedule_cancel,
         track=track,
+        risk=None if settings.risk.empty else RiskGate(settings.risk, redis, keys, broker),
     )
     consumer = Consumer(
         redis,
@@ -148,7 +162,7 @@ async def warm_up(broker: GatewayClient, settings: Settings) -> None:
     (or expire by their deadlines), and the first one logs in.
     """
     try:
-        await broker.login()
+        await broker.ensure_token()
         for symbol in settings.warm_symbols:
             await broker.resolve_contract(symbol)
     except BrokerError as error:
@@ -191,10 +205,10 @@ async def cancel_after(ctx: dict[str, Any], intent_json: str, order_id: int) -> 
 
 
 async def renew_token(ctx: dict[str, Any]) -> None:
-    """cron: renew the broker token ahead of its expiry, off the hot path."""
+    """cron: renew the broker token ahead of its expiry, off the hot path (the fleet shares
+    it, so one worker renews and the others pick the new one up)."""
     broker: GatewayClient = ctx["broker"]
-    if broker.token_expires_at - time.time() < 2 * 3600:
-        await broker.renew_token()
+    await broker.ensure_token()
 
 
 async def housekeeping(ctx: dict[str, Any]) -> None:
@@ -210,7 +224,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
     return {
         "functions": [cancel_after],
         "cron_jobs": [
-            cron(renew_token, minute=set(range(0, 60, 10)), run_at_startup=False),
+            cron(renew_token, second={0, 30}, run_at_startup=False),
             cron(housekeeping, second=0, run_at_startup=True, unique=True),
         ],
         "on_startup": startup,

@@ -84,7 +84,7 @@ def run_demo(*, orders: int, workers: int, redis_url: str | None, logs: Path | N
             say(f"redis-server    {redis_url} (private, stopped at the end)")
         else:
             say(f"redis           {redis_url} (from REDIS_URL)")
-        simulator, broker_url = start_simulator(log_dir)
+        simulator, broker_url = start_simulator(log_dir, ["--no-rate-limit"])
         processes.append(simulator)
         say(f"simulator       {broker_url} (ProjectX Gateway stand-in)")
         for index in range(1, workers + 1):

@@ -51,7 +51,9 @@ from worker.broker.errors import (
 )
 from worker.broker.models import Order, OrderStatus
 from worker.broker.retry import RetryPolicy
+from worker.budget import Priority
 from worker.ledger import Claim, DeadLetter, Ledger
+from worker.risk import RiskGate
 from worker.tags import broker_tag
 
 log = logging.getLogger("worker.executor")
@@ -174,6 +176,7 @@ class Executor:
         *,
         schedule_cancel: ScheduleCancel | None = None,
         track: Track | None = None,
+        risk: RiskGate | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -183,6 +186,7 @@ class Executor:
         self._config = config
         self._schedule_cancel = schedule_cancel
         self._track = track
+        self._risk = risk
         self._sleep = sleep
         self._clock = clock
 
@@ -225,7 +229,7 @@ class Executor:
         except Unresolved as error:
             await self._ledger.note_error(intent.request_id, str(error))
             raise
-        if claim is None:
+        if claim.state == "wait":
             result = self._result(
                 intent,
                 picked,
@@ -233,6 +237,24 @@ class Executor:
                 "expired",
                 error_code="deadline_passed",
                 message="expired waiting for an earlier modify or cancel of the same order",
+            )
+        elif claim.state == "throttle":
+            result = self._result(
+                intent,
+                picked,
+                None,
+                "expired",
+                error_code="rate_budget",
+                message="the fleet's rate budget had no room for it before its deadline; not sent",
+            )
+        elif claim.state == "halted":
+            result = self._result(
+                intent,
+                picked,
+                None,
+                "rejected",
+                error_code="halted",
+                message=f"new orders are halted ({claim.halt_reason}); not sent",
             )
         elif claim.stored is not None:
             # Already executed (a repeated request ID, or another worker finished it):
@@ -242,7 +264,9 @@ class Executor:
             if self._track is not None and entry_id is not None:
                 self._track(entry_id, intent.request_id)
             try:
-                result = await self._run(intent, picked, started_before=claim.claims > 1)
+                result = await self._run(
+                    intent, picked, started_before=claim.claims > 1, prepaid=claim.prepaid
+                )
             except Exception as error:
                 # Unresolved, Redis trouble or a bug: the entry stays pending and is
                 # retried by redelivery; the next worker reads this in the history and
@@ -319,8 +343,9 @@ class Executor:
         )
         log.warning("entry %s (%s) dead-lettered: %s", entry.entry_id, intent.request_id, reason)
 
-    async def _take(self, intent: Intent, entry_id: str | None, queue: str | None) -> Claim | None:
-        """The claim once it is ours or done; None if the intent expired waiting its turn.
+    async def _take(self, intent: Intent, entry_id: str | None, queue: str | None) -> Claim:
+        """The claim once it is ours, done or halted; or wait/throttle once the intent's
+        deadline came while it waited for its turn or for the rate budget.
 
         ``busy`` (another live worker holds the lease) is waited out, never answered: that
         worker may be placing the order right now. Its lease expires if it died.
@@ -328,17 +353,31 @@ class Executor:
         backoff = Backoff(0.002, 0.25)
         give_up = intent.deadline + self._config.resolve_timeout_s * 1000
         while True:
-            claim = await self._ledger.claim(intent.request_id, entry_id, order_queue=queue)
-            if claim.state in ("go", "done"):
+            claim = await self._ledger.claim(
+                intent.request_id,
+                entry_id,
+                order_queue=queue,
+                kind=_kind(intent),
+                account_id=intent.account_id,
+            )
+            if claim.state in ("go", "done", "halted"):
                 return claim
-            if claim.state == "wait" and self._now_ms() >= intent.deadline:
-                return None
-            if self._now_ms() >= give_up:
+            now = self._now_ms()
+            if claim.state == "throttle":
+                if now + claim.wait_ms >= intent.deadline:
+                    return claim
+                await self._sleep(min(claim.wait_ms / 1000, 1.0))
+                continue
+            if claim.state == "wait" and now >= intent.deadline:
+                return claim
+            if now >= give_up:
                 raise Unresolved(f"request {intent.request_id} still held by another worker")
             await self._sleep(backoff.next())
 
-    async def _run(self, intent: Intent, picked: int, *, started_before: bool) -> OrderResult:
-        stats = CallStats()
+    async def _run(
+        self, intent: Intent, picked: int, *, started_before: bool, prepaid: bool = False
+    ) -> OrderResult:
+        stats = CallStats(prepaid=int(prepaid))
         try:
             if isinstance(intent, PlaceOrder):
                 return await self._place(intent, picked, stats, started_before=started_before)
@@ -374,6 +413,18 @@ class Executor:
         the retry schedule's length; sends that provably did not (refused connection,
         429) are repeated until the deadline, since the broker may just be away a while.
         """
+        reservation = None
+        if self._risk is not None and not started_before:
+            reservation = await self._risk.admit(intent, stats)
+        try:
+            return await self._send_place(intent, picked, stats, started_before=started_before)
+        finally:
+            if self._risk is not None:
+                await self._risk.release(reservation)
+
+    async def _send_place(
+        self, intent: PlaceOrder, picked: int, stats: CallStats, *, started_before: bool
+    ) -> OrderResult:
         tag = broker_tag(intent.custom_tag, intent.request_id, self._config.tag_max_len)
         schedule = self._config.retry.schedule
         maybe_sent = started_before
@@ -493,6 +544,8 @@ class Executor:
         Past the deadline it is not sent; if a worker started it before, the order's state
         tells whether that earlier attempt took effect.
         """
+        if self._risk is not None and isinstance(intent, ModifyOrder) and not started_before:
+            await self._risk.admit(intent, stats)
         backoff = Backoff(0.25, 2.0)
         last_error: OrderError | None = None
         while True:
@@ -759,7 +812,7 @@ class Executor:
         return int(self._clock() * 1000)
 
 
-def _kind(intent: Intent) -> str:
+def _kind(intent: Intent) -> Priority:
     if isinstance(intent, PlaceOrder):
         return "place"
     return "modify" if isinstance(intent, ModifyOrder) else "cancel"

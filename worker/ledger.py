@@ -4,9 +4,11 @@ Three Lua scripts, each one atomic step:
 
 - ``claim`` before a worker acts on a request: answer from the stored result if there is
   one; otherwise take the request's lease (SET NX PX) unless another live worker holds it;
-  for a modify or cancel, go only when it is the head of its order's queue; and append this
-  claim to the request's history, whose length tells the executor the request was started
-  before (so a place is looked up by its tag before it is sent again).
+  for a modify or cancel, go only when it is the head of its order's queue; refuse a new
+  order while the kill switch is on; take the fleet's rate-budget token for the first
+  broker request; and append this claim to the request's history, whose length tells the
+  executor the request was started before (so a place is looked up by its tag before it
+  is sent again).
 - ``finish`` at the end: XACK the entry (if someone already did, stop: that entry has had
   its reply), store the result unless one exists, XADD the stored result to the reply
   stream, release the lease, leave the order queue, and dead-letter the entry if asked.
@@ -29,8 +31,11 @@ from redis.asyncio import Redis
 
 from producer.contract import VERSION_BYTES, OrderResult, encode_result
 from producer.keys import Keys
+from worker.budget import TAKE_LUA, Priority, RateLimit
 
-_CLAIM: Final = """
+_CLAIM: Final = (
+    TAKE_LUA
+    + """
 local stored = redis.call('GET', KEYS[1])
 if stored then return {'done', stored} end
 local holder = redis.call('GET', KEYS[2])
@@ -41,11 +46,21 @@ if ARGV[5] == '1' then
     return {'wait', head}
   end
 end
+if ARGV[7] == 'place' then
+  local halted = redis.call('GET', KEYS[5]) or redis.call('GET', KEYS[6])
+  if halted then return {'halted', halted} end
+end
+if ARGV[8] == '1' then
+  local wait = take_budget(KEYS[7], KEYS[8], tonumber(ARGV[9]), tonumber(ARGV[10]),
+                           tonumber(ARGV[11]))
+  if wait > 0 then return {'throttle', tostring(wait)} end
+end
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 local n = redis.call('RPUSH', KEYS[3], ARGV[6])
 redis.call('EXPIRE', KEYS[3], ARGV[3])
 return {'go', tostring(n)}
 """
+)
 
 _FINISH: Final = """
 local held = redis.call('GET', KEYS[4]) == ARGV[6]
@@ -94,7 +109,7 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
-ClaimState = Literal["go", "done", "busy", "wait"]
+ClaimState = Literal["go", "done", "busy", "wait", "halted", "throttle"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,11 +118,17 @@ class Claim:
 
     state: ClaimState
     """go: the lease is ours; done: a result exists; busy: another worker holds the lease;
-    wait: an earlier follow-up of the same order must finish first."""
+    wait: an earlier follow-up of the same order must finish first; halted: new orders are
+    stopped by the kill switch; throttle: the fleet's rate budget has no room yet."""
     stored: OrderResult | None = None
     claims: int = 0
     """Length of the request's history, this claim included (state go): more than one
     means a worker started on it before."""
+    prepaid: bool = False
+    """The claim took the rate-budget token for the intent's first broker request."""
+    halt_reason: str = ""
+    wait_ms: int = 0
+    """For throttle: how long until the budget has room."""
 
 
 class DeadLetter(msgspec.Struct, kw_only=True, frozen=True):
@@ -122,6 +143,14 @@ class DeadLetter(msgspec.Struct, kw_only=True, frozen=True):
     fields: dict[str, str] = msgspec.field(default_factory=dict)
     """The entry as it was on the stream (undecodable bytes replaced)."""
     at: int = 0
+
+
+class HaltRecord(msgspec.Struct, kw_only=True, frozen=True):
+    """What the kill switch key holds (its presence is what halts)."""
+
+    reason: str
+    at: int
+    by: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,8 +177,10 @@ class Ledger:
         lease_ms: int,
         result_ttl_s: int,
         reply_maxlen: int,
+        budget: RateLimit | None = None,
     ) -> None:
         self._redis = redis
+        self._budget = budget
         self._keys = keys
         self._consumer = consumer
         self._lease_ms = lease_ms
@@ -165,16 +196,32 @@ class Ledger:
         return f"{self._consumer}/{entry_id or 'job'}"
 
     async def claim(
-        self, request_id: str, entry_id: str | None, *, order_queue: str | None = None
+        self,
+        request_id: str,
+        entry_id: str | None,
+        *,
+        order_queue: str | None = None,
+        kind: Priority = "cancel",
+        account_id: int | None = None,
     ) -> Claim:
-        """Try to take the request (see the module docstring)."""
+        """Try to take the request (see the module docstring).
+
+        A place is refused while the kill switch is on for all accounts or for
+        ``account_id``; with a rate budget, the claim also takes the budget token of the
+        intent's first request (``kind`` sets its priority).
+        """
         keys = self._keys
+        budget = self._budget.args(kind) if self._budget is not None else [0, 0, 0]
         answer = await self._claim(
             keys=[
                 keys.result(request_id),
                 keys.lease(request_id),
                 keys.claims(request_id),
                 order_queue or keys.lease(request_id),
+                keys.halt(),
+                keys.halt(account_id),
+                keys.budget,
+                keys.budget_pause,
             ],
             args=[
                 self.owner(entry_id),
@@ -183,13 +230,24 @@ class Ledger:
                 entry_id or "",
                 "1" if order_queue and entry_id else "0",
                 f"claim {self._consumer}@{int(time.time() * 1000)}",
+                kind,
+                "1" if self._budget is not None else "0",
+                *budget,
             ],
         )
         state = answer[0].decode()
         if state == "done":
             return Claim("done", stored=msgspec.json.decode(answer[1], type=OrderResult))
         if state == "go":
-            return Claim("go", claims=int(answer[1]))
+            return Claim("go", claims=int(answer[1]), prepaid=self._budget is not None)
+        if state == "halted":
+            try:
+                reason = msgspec.json.decode(answer[1], type=HaltRecord).reason
+            except msgspec.DecodeError:
+                reason = answer[1].decode(errors="replace")
+            return Claim("halted", halt_reason=reason)
+        if state == "throttle":
+            return Claim("throttle", wait_ms=int(answer[1]))
         return Claim("busy" if state == "busy" else "wait")
 
     async def finish(

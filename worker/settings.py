@@ -18,11 +18,15 @@ from urllib.parse import urlsplit, urlunsplit
 from producer.errors import OrderError
 from producer.keys import DEFAULT_PREFIX, Keys
 from worker.broker.retry import RetryPolicy
+from worker.budget import RateLimit
+from worker.risk import RiskConfig, RiskLimits
 
 T = TypeVar("T")
 
 DEFAULT_BASE_URL: Final = "https://api.topstepx.com"
 DEFAULT_REDIS_URL: Final = "redis://127.0.0.1:6379/0"
+# The gateway's documented limit for everything but bar history (docs/gateway.md §7).
+DEFAULT_RATE_LIMIT: Final[RateLimit | None] = RateLimit(200, 60.0)
 
 
 class ConfigError(OrderError):
@@ -81,6 +85,11 @@ class Settings:
     duplicate_tag_code: int = 2
     warm_symbols: tuple[str, ...] = ()
     log_level: str = "INFO"
+    rate_limit: RateLimit | None = field(default_factory=lambda: DEFAULT_RATE_LIMIT)
+    token_renew_margin_s: float = 3600.0
+    contract_ttl_s: int = 12 * 3600
+    contract_refresh_s: float = 60.0
+    risk: RiskConfig = field(default_factory=RiskConfig)
 
     @property
     def keys(self) -> Keys:
@@ -118,6 +127,15 @@ class Settings:
             duplicate_tag_code=reader.integer("PROJECTX_DUPLICATE_TAG_CODE", 2, low=0),
             warm_symbols=tuple(
                 s.strip().upper() for s in env.get("WARM_SYMBOLS", "").split(",") if s.strip()
+            ),
+            rate_limit=reader.parsed("PROJECTX_RATE_LIMIT", DEFAULT_RATE_LIMIT, RateLimit.parse),
+            token_renew_margin_s=reader.real("TOKEN_RENEW_MARGIN_S", 3600.0, low=0),
+            contract_ttl_s=reader.integer("CONTRACT_TTL_S", 12 * 3600, low=1),
+            contract_refresh_s=reader.real("CONTRACT_REFRESH_S", 60.0, low=0),
+            risk=reader.parsed(
+                "RISK_CONFIG",
+                RiskConfig(_risk_from_env(reader)),
+                lambda path: RiskConfig.load(path, _risk_from_env(reader)),
             ),
             log_level=reader.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
         )
@@ -168,6 +186,17 @@ def mask_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def _risk_from_env(reader: _Reader) -> RiskLimits:
+    """Limits for every account from RISK_* variables (a RISK_CONFIG file can refine them)."""
+    symbols = reader.text("RISK_ALLOWED_SYMBOLS", "")
+    return RiskLimits(
+        max_order_size=reader.optional_integer("RISK_MAX_ORDER_SIZE"),
+        max_position=reader.optional_integer("RISK_MAX_POSITION"),
+        allowed_symbols=[s.strip().upper() for s in symbols.split(",") if s.strip()] or None,
+        max_new_orders_per_minute=reader.optional_integer("RISK_MAX_NEW_ORDERS_PER_MINUTE"),
+    )
+
+
 class _Reader:
     """Typed access to an environment mapping with errors that name the variable."""
 
@@ -183,6 +212,11 @@ class _Reader:
         if value < low:
             raise ConfigError(f"{name} must be >= {low}, got {value}")
         return value
+
+    def optional_integer(self, name: str) -> int | None:
+        if not self._env.get(name, "").strip():
+            return None
+        return self.integer(name, 0, low=1)
 
     def real(self, name: str, default: float, *, low: float) -> float:
         value = self.parsed(name, default, float)

@@ -204,6 +204,8 @@ def worker_env(
         "PROJECTX_USERNAME": "demo",
         "PROJECTX_API_KEY": "demo-key",
         "WORKER_NAME": name,
+        # Local simulators run without the gateway's rate limit, so the fleet needs no budget.
+        "PROJECTX_RATE_LIMIT": "off",
         **(extra or {}),
     }
 

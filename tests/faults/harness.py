@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from producer import OrderClient, OrderResult, ResultTimeout
+from producer.aio import cancel_and_wait
 from producer.contract import Intent, ModifyOrder, PlaceOrder, decode_result
 from worker.pytest_plugin import DEMO_ACCOUNT, BrokerSim
 from worker.stack import Process, RedisServer, start_simulator, start_worker, worker_env
@@ -58,7 +59,8 @@ class Fleet:
         env: Mapping[str, str] | None = None,
     ) -> Fleet:
         redis = RedisServer(log_dir, appendonly=appendonly).start()
-        process, url = start_simulator(log_dir, ["--no-rate-limit", "--seed", "11", *sim_args])
+        limits = [] if "--rate-limit" in sim_args else ["--no-rate-limit"]
+        process, url = start_simulator(log_dir, [*limits, "--seed", "11", *sim_args])
         return cls(log_dir, redis, BrokerSim(url, process), redis.url, url, {**FAST, **(env or {})})
 
     def start_worker(
@@ -125,14 +127,23 @@ class Run:
 
 
 async def drive_while(redis_url: str, busy: asyncio.Future[Any], **options: Any) -> Run:
-    """Keep driving load, round after round, until ``busy`` is done (faults keep coming)."""
+    """Keep driving load, round after round, until ``busy`` is done (faults keep coming).
+
+    If the fault maker itself fails (say Redis does not come back), stop at once rather
+    than wait out every intent's deadline.
+    """
     total = Run()
     rounds = 0
-    while not busy.done() or rounds == 0:
-        total.add(await drive(redis_url, seed=rounds, **options))
+    while True:
+        current = asyncio.ensure_future(drive(redis_url, seed=rounds, **options))
+        await asyncio.wait({current, busy}, return_when=asyncio.FIRST_COMPLETED)
+        if busy.done() and busy.exception() is not None:
+            await cancel_and_wait([current])
+            await busy  # raises the fault maker's error
+        total.add(await current)
         rounds += 1
-    await busy
-    return total
+        if busy.done():
+            return total
 
 
 async def drive(

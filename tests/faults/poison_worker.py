@@ -17,12 +17,12 @@ from worker.executor import Executor
 _run = Executor._run
 
 
-async def _poisoned_run(self: Executor, intent: Any, picked: int, *, started_before: bool) -> Any:
+async def _poisoned_run(self: Executor, intent: Any, picked: int, **options: Any) -> Any:
     if getattr(intent, "custom_tag", None) == "poison":
         if os.environ.get("POISON_MODE") == "crash":
             os._exit(13)
         raise RuntimeError("this intent always crashes its worker")
-    return await _run(self, intent, picked, started_before=started_before)
+    return await _run(self, intent, picked, **options)
 
 
 Executor._run = _poisoned_run  # type: ignore[method-assign]

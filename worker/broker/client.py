@@ -14,12 +14,13 @@ import base64
 import binascii
 import contextlib
 import json
+import math
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, Literal, Protocol, TypeVar
 
 import aiohttp
 import msgspec
@@ -63,6 +64,7 @@ from worker.broker.models import (
     OrderType,
     PlaceOrderRequest,
     PlaceOrderResponse,
+    Position,
     SearchAccountRequest,
     SearchAccountResponse,
     SearchContractByIdRequest,
@@ -72,6 +74,8 @@ from worker.broker.models import (
     SearchOpenOrderRequest,
     SearchOrderRequest,
     SearchOrderResponse,
+    SearchPositionRequest,
+    SearchPositionResponse,
     ValidateResponse,
 )
 from worker.broker.retry import RetryPolicy, Sleep, retrying
@@ -92,22 +96,73 @@ _ORDER_TYPES: Final = {
 _CONTRACT_NAME: Final = "^{symbol}[FGHJKMNQUVXZ][0-9]{{1,2}}$"
 
 
+class Token(msgspec.Struct, frozen=True):
+    """A session token and its lifetime (epoch seconds)."""
+
+    value: str
+    issued_at: float
+    expires_at: float
+
+    def __repr__(self) -> str:
+        return f"Token(issued_at={self.issued_at!r}, expires_at={self.expires_at!r})"
+
+    def due(self, now: float, margin: float) -> bool:
+        """Whether to renew it now: within ``margin`` of its expiry, or half its lifetime
+        for short-lived tokens (so a renewal always comes before the expiry)."""
+        margin = min(margin, (self.expires_at - self.issued_at) / 2)
+        return now >= self.expires_at - margin
+
+
+class TokenStore(Protocol):
+    """Where a fleet of clients shares one token (``worker.tokens.SharedTokens``)."""
+
+    async def current(self) -> Token | None:
+        """The shared token, if there is one."""
+
+    async def replace(self, stale: str | None, obtain: Callable[[], Awaitable[Token]]) -> Token:
+        """A token to use instead of ``stale``: one another client already obtained, or
+        ``obtain()``'s, by at most one client at a time."""
+
+
+class ContractStore(Protocol):
+    """Where a fleet of clients shares resolved contracts (``worker.contracts``)."""
+
+    async def load(self, symbol: str) -> ContractInfo | None:
+        """The shared contract of a symbol, if there is one."""
+
+    async def save(self, info: ContractInfo) -> None:
+        """Share a contract just resolved."""
+
+
+class Budget(Protocol):
+    """A request budget shared with other clients (``worker.budget.RateBudget``)."""
+
+    async def take(self, endpoint: str, deadline: float | None) -> None:
+        """Wait for room for one request; ``BrokerRateLimited`` if none before deadline."""
+
+    async def pause(self, seconds: float) -> None:
+        """Hold every client back for a while (the broker answered 429)."""
+
+
 @dataclass(slots=True)
 class CallStats:
     """What talking to the broker cost one intent: requests sent and time waited."""
 
     attempts: int = 0
     broker_ms: float = 0.0
+    prepaid: int = 0
+    """Requests already paid for in the rate budget (the executor's claim takes the first)."""
 
 
-@dataclass(frozen=True, slots=True)
-class ContractInfo:
+class ContractInfo(msgspec.Struct, frozen=True):
     """A symbol's contract as the worker uses it."""
 
     symbol: str
     contract_id: str
     tick_size: float | None = None
     tick_value: float | None = None
+    pinned: bool = False
+    """Set by hand (``set_contract_id`` or ``order-worker contract set``), not searched."""
 
 
 def make_session(*, connections: int = 100, keepalive_s: float = 60.0) -> aiohttp.ClientSession:
@@ -183,8 +238,16 @@ class GatewayClient:
         renew_margin: float = 3600.0,
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.time,
+        budget: Budget | None = None,
+        tokens: TokenStore | None = None,
+        contracts: ContractStore | None = None,
+        contract_refresh_s: float = 60.0,
     ) -> None:
         self._session = session
+        self._budget = budget
+        self._tokens = tokens
+        self._contract_store = contracts
+        self._contract_refresh_s = contract_refresh_s
         self._base_url = base_url.rstrip("/")
         self._username = username
         self._api_key = api_key
@@ -195,10 +258,12 @@ class GatewayClient:
         self._sleep = sleep
         self._clock = clock
         self._token: str | None = None
+        self._token_issued = 0.0
         self._token_expires = 0.0
         self._headers: dict[str, str] = {}
         self._auth_lock = asyncio.Lock()
         self._contracts: dict[str, ContractInfo] = {}
+        self._contract_checked: dict[str, float] = {}
         self.logins = 0
         """Logins performed (a test and metrics figure)."""
 
@@ -209,12 +274,17 @@ class GatewayClient:
 
     def set_token(self, token: str, expires_at: float | None = None) -> None:
         """Use this session token (expiry read from the JWT unless given, epoch seconds)."""
-        self._token = token
-        self._token_expires = (
-            expires_at or token_expiry(token) or self._clock() + self._token_lifetime
+        now = self._clock()
+        self._use(
+            Token(token, now, expires_at or token_expiry(token) or now + self._token_lifetime)
         )
+
+    def _use(self, token: Token) -> None:
+        self._token = token.value
+        self._token_issued = token.issued_at
+        self._token_expires = token.expires_at
         self._headers = {
-            "Authorization": f"Bearer {token}",
+            "Authorization": f"Bearer {token.value}",
             "Content-Type": "application/json",
             "Accept": "application/json",
         }
@@ -228,8 +298,50 @@ class GatewayClient:
         """When the current token expires (epoch seconds; 0 without a token)."""
         return self._token_expires if self._token else 0.0
 
+    def _due(self) -> bool:
+        """No token, or one close enough to its expiry to renew now."""
+        if self._token is None:
+            return True
+        return Token(self._token, self._token_issued, self._token_expires).due(
+            self._clock(), self._renew_margin
+        )
+
     async def login(self, stats: CallStats | None = None, *, deadline: float | None = None) -> None:
-        """POST /api/Auth/loginKey: a new session token (§2.1)."""
+        """POST /api/Auth/loginKey: a new session token (§2.1), shared if a store is set."""
+        async with self._auth_lock:
+            await self._refresh(self._token, lambda: self._login(stats, deadline))
+
+    async def renew_token(self, stats: CallStats | None = None) -> None:
+        """POST /api/Auth/validate for a fresh token (§2.3); a full login when refused.
+
+        With a shared store, a token another worker renewed meanwhile is used instead.
+        """
+        async with self._auth_lock:
+            await self._refresh(self._token, lambda: self._renewed(stats, None))
+
+    async def ensure_token(
+        self, stats: CallStats | None = None, *, deadline: float | None = None
+    ) -> str:
+        """A token good for a while yet: the current one, the fleet's, or a renewed one."""
+        if not self._due():
+            assert self._token is not None
+            return self._token
+        async with self._auth_lock:
+            # Another request may have renewed it while this one waited for the lock.
+            if self._due():
+                shared = await self._tokens.current() if self._tokens is not None else None
+                if shared is not None and not shared.due(self._clock(), self._renew_margin):
+                    self._use(shared)
+                else:
+                    await self._refresh(self._token, lambda: self._renewed(stats, deadline))
+            assert self._token is not None
+            return self._token
+
+    async def _refresh(self, stale: str | None, obtain: Callable[[], Awaitable[Token]]) -> None:
+        token = await (self._tokens.replace(stale, obtain) if self._tokens else obtain())
+        self._use(token)
+
+    async def _login(self, stats: CallStats | None, deadline: float | None) -> Token:
         body = LoginKeyRequest(user_name=self._username, api_key=self._api_key)
         answer = await self._call(
             "/api/Auth/loginKey",
@@ -245,17 +357,12 @@ class GatewayClient:
                 "login answered success without a token", endpoint="/api/Auth/loginKey", sent=True
             )
         self.logins += 1
-        self.set_token(answer.token)
+        return self._token_of(answer.token)
 
-    async def renew_token(self, stats: CallStats | None = None) -> None:
-        """POST /api/Auth/validate for a fresh token (§2.3); a full login when refused."""
-        async with self._auth_lock:
-            await self._renew(stats)
-
-    async def _renew(self, stats: CallStats | None, deadline: float | None = None) -> None:
-        if self._token is None:
-            await self.login(stats, deadline=deadline)
-            return
+    async def _renewed(self, stats: CallStats | None, deadline: float | None) -> Token:
+        """validate for a fresh token; a full login without a token or when refused."""
+        if self._token is None or self._clock() >= self._token_expires:
+            return await self._login(stats, deadline)
         try:
             answer = await self._call(
                 "/api/Auth/validate",
@@ -267,30 +374,22 @@ class GatewayClient:
                 auth="token",
             )
         except (BrokerRejected, BrokerAuthError):
-            await self.login(stats, deadline=deadline)
-            return
-        if answer.new_token:
-            self.set_token(answer.new_token)
+            return await self._login(stats, deadline)
+        if not answer.new_token:
+            # Still valid, no new one offered: keep it until the next renewal is due.
+            return Token(self._token, self._token_issued, self._token_expires)
+        return self._token_of(answer.new_token)
 
-    async def _ensure_token(self, stats: CallStats | None, deadline: float | None = None) -> str:
-        """A token good for at least the renew margin; at most one login at a time."""
-        if self._token is not None and self._clock() < self._token_expires - self._renew_margin:
-            return self._token
-        async with self._auth_lock:
-            # Another request may have renewed it while this one waited for the lock.
-            if self._token is None:
-                await self.login(stats, deadline=deadline)
-            elif self._clock() >= self._token_expires - self._renew_margin:
-                await self._renew(stats, deadline)
-            assert self._token is not None
-            return self._token
+    def _token_of(self, value: str) -> Token:
+        now = self._clock()
+        return Token(value, now, token_expiry(value) or now + self._token_lifetime)
 
     async def _relogin_after_401(
         self, refused: str, stats: CallStats | None, deadline: float | None = None
     ) -> None:
         async with self._auth_lock:
             if self._token == refused:
-                await self.login(stats, deadline=deadline)
+                await self._refresh(refused, lambda: self._login(stats, deadline))
 
     # --- accounts and contracts -------------------------------------------------------
 
@@ -355,7 +454,8 @@ class GatewayClient:
     ) -> None:
         """Pin a symbol to a contract ID (e.g. to trade a month other than the front)."""
         key = check_symbol(symbol)
-        self._contracts[key] = ContractInfo(key, contract_id, tick_size, tick_value)
+        self._contracts[key] = ContractInfo(key, contract_id, tick_size, tick_value, pinned=True)
+        self._contract_checked[key] = math.inf  # never re-read from a shared store
 
     def get_contract_id(self, symbol: str) -> str | None:
         """The cached contract ID of a symbol, if any."""
@@ -365,19 +465,41 @@ class GatewayClient:
     async def resolve_contract(
         self, symbol: str, *, stats: CallStats | None = None, deadline: float | None = None
     ) -> ContractInfo:
-        """Symbol to contract, searched once and then cached with its tick size and value."""
+        """Symbol to contract (ID, tick size, tick value).
+
+        Cached here; with a shared store, looked up there first (and re-read every
+        ``contract_refresh_s``, so an override set from the command line reaches every
+        worker) and searched at the broker only when nobody has it yet.
+        """
         key = check_symbol(symbol)
         info = self._contracts.get(key)
-        if info is not None and info.tick_size is not None:
+        now = time.monotonic()
+        checked = self._contract_checked.get(key, -math.inf)
+        pinned_here = checked == math.inf
+        if (
+            info is not None
+            and info.tick_size is not None
+            and now - checked < self._contract_refresh_s
+        ):
             return info
-        if info is not None:
-            # Pinned by set_contract_id without a tick size: fetch it once.
-            contract = await self.contract_by_id(info.contract_id, stats=stats, deadline=deadline)
-        else:
-            found = await self.search_contracts(key, stats=stats, deadline=deadline)
-            contract = self._pick_contract(key, found)
-        info = ContractInfo(key, contract.id, contract.tick_size, contract.tick_value)
+        if self._contract_store is not None and not pinned_here:
+            info = await self._contract_store.load(key)
+        if info is None or info.tick_size is None:
+            if info is not None:
+                # Pinned without a tick size: fetch it once.
+                contract = await self.contract_by_id(
+                    info.contract_id, stats=stats, deadline=deadline
+                )
+            else:
+                found = await self.search_contracts(key, stats=stats, deadline=deadline)
+                contract = self._pick_contract(key, found)
+            pinned = info is not None and info.pinned
+            info = ContractInfo(key, contract.id, contract.tick_size, contract.tick_value, pinned)
+            if self._contract_store is not None and not pinned:
+                await self._contract_store.save(info)
         self._contracts[key] = info
+        if not pinned_here:
+            self._contract_checked[key] = now
         return info
 
     @staticmethod
@@ -542,6 +664,20 @@ class GatewayClient:
         )
         return answer.orders or []
 
+    async def search_open_positions(
+        self, account_id: int, *, stats: CallStats | None = None, deadline: float | None = None
+    ) -> list[Position]:
+        """POST /api/Position/searchOpen: the account's open positions."""
+        answer = await self._call(
+            "/api/Position/searchOpen",
+            SearchPositionRequest(account_id=check_account_id(account_id)),
+            SearchPositionResponse,
+            idempotent=True,
+            stats=stats,
+            deadline=deadline,
+        )
+        return answer.positions or []
+
     async def find_order(
         self,
         account_id: int,
@@ -602,22 +738,34 @@ class GatewayClient:
         token = None
         if auth == "session":
             with _before_sending(endpoint):
-                token = await self._ensure_token(stats, deadline)
-        status, retry_after, body = await self._post(endpoint, payload, auth, stats)
+                token = await self.ensure_token(stats, deadline=deadline)
+        status, retry_after, body = await self._post(endpoint, payload, auth, stats, deadline)
         if status == 401 and token is not None:
             # One re-login and one retry (the refused request never ran).
             with _before_sending(endpoint):
                 await self._relogin_after_401(token, stats, deadline)
-            status, retry_after, body = await self._post(endpoint, payload, auth, stats)
+            status, retry_after, body = await self._post(endpoint, payload, auth, stats, deadline)
             if status == 401:
                 raise BrokerAuthError(
                     "token refused again right after a fresh login", endpoint=endpoint
                 )
+        if status == 429 and self._budget is not None:
+            # The broker says the fleet is over its limit: hold every worker back.
+            await self._budget.pause(_seconds(retry_after) or 1.0)
         return self._judge(endpoint, status, retry_after, body, response_type)
 
     async def _post(
-        self, endpoint: str, payload: bytes, auth: Auth, stats: CallStats | None
+        self,
+        endpoint: str,
+        payload: bytes,
+        auth: Auth,
+        stats: CallStats | None,
+        deadline: float | None,
     ) -> tuple[int, str | None, bytes]:
+        if stats is not None and stats.prepaid > 0:
+            stats.prepaid -= 1
+        elif self._budget is not None:
+            await self._budget.take(endpoint, deadline)
         headers = self._headers if auth != "none" else _JSON_HEADERS
         started = time.perf_counter()
         if stats is not None:

@@ -238,4 +238,27 @@ class SearchOrderResponse(Envelope, frozen=True, kw_only=True):
     orders: list[Order] | None = None
 
 
+class SearchPositionRequest(_Wire, frozen=True, kw_only=True):
+    """POST /api/Position/searchOpen (§6.1)."""
+
+    account_id: int
+
+
+class Position(_Wire, frozen=True, kw_only=True):
+    """§6.1 PositionModel: ``size`` is unsigned, ``type`` says long (1) or short (2)."""
+
+    id: int
+    account_id: int
+    contract_id: str
+    type: int
+    size: int
+    average_price: float = 0.0
+
+
+class SearchPositionResponse(Envelope, frozen=True, kw_only=True):
+    """§6.1."""
+
+    positions: list[Position] | None = None
+
+
 ENCODER: Final = msgspec.json.Encoder()

@@ -1,4 +1,4 @@
-"""Fault scenarios run real processes; each gets a fleet of its own."""
+"""Shared fixtures: a fleet of real processes (Redis, the simulator, workers) per test."""
 
 from __future__ import annotations
 

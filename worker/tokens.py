@@ -1,0 +1,108 @@
+"""One broker token for the whole fleet, shared through Redis.
+
+Every worker acts for the same login, and the gateway counts requests per login: a fleet
+that logs in once per worker, or once per worker after every 401, wastes its budget and
+invites a stampede. Here the token lives in Redis with its expiry; a worker that needs a
+new one takes a short lock, checks again (someone may just have renewed it), obtains it,
+and stores it; the others wait for it and use it.
+
+The token in Redis is as secret as the API key: it is never logged, and nobody should run
+Redis where untrusted clients can read it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+import msgspec
+import redis.exceptions
+from redis.asyncio import Redis
+
+from producer.keys import Keys
+from worker.broker.client import Token
+
+log = logging.getLogger("worker.tokens")
+
+_REDIS_DOWN: Final = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+_TOKEN: Final = msgspec.json.Decoder(Token)
+
+
+class SharedTokens:
+    """The fleet's token store (``worker.broker.client.TokenStore``)."""
+
+    def __init__(self, redis: Redis, keys: Keys, *, lock_ms: int = 10_000) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._lock_ms = lock_ms
+        self._owner = f"{socket.gethostname()}-{os.getpid()}"
+
+    async def current(self) -> Token | None:
+        """The shared token, unless it is missing, unreadable or expired."""
+        try:
+            data = await self._redis.get(self._keys.token)
+        except _REDIS_DOWN as error:
+            log.warning("cannot read the shared token (%s)", error)
+            return None
+        if data is None:
+            return None
+        try:
+            token = _TOKEN.decode(data)
+        except msgspec.DecodeError:
+            return None
+        return token if token.expires_at > time.time() else None
+
+    async def replace(self, stale: str | None, obtain: Callable[[], Awaitable[Token]]) -> Token:
+        """A token instead of ``stale``: one another worker just stored, or ``obtain()``'s,
+        obtained by at most one worker at a time (the lock's holder)."""
+        give_up = time.monotonic() + self._lock_ms / 1000
+        while True:
+            newer = await self._newer_than(stale)
+            if newer is not None:
+                return newer
+            try:
+                locked = await self._redis.set(
+                    self._keys.token_lock, self._owner, nx=True, px=self._lock_ms
+                )
+            except _REDIS_DOWN as error:
+                log.warning("cannot coordinate the token through Redis (%s); renewing alone", error)
+                return await obtain()
+            if locked:
+                return await self._obtain_locked(stale, obtain)
+            if time.monotonic() > give_up:
+                # The holder is stuck or gone (its lock expires): do not wait for ever.
+                return await obtain()
+            await asyncio.sleep(0.05)
+
+    async def _obtain_locked(
+        self, stale: str | None, obtain: Callable[[], Awaitable[Token]]
+    ) -> Token:
+        try:
+            newer = await self._newer_than(stale)  # renewed between our look and our lock
+            if newer is not None:
+                return newer
+            token = await obtain()
+            try:
+                await self._redis.set(
+                    self._keys.token,
+                    msgspec.json.encode(token),
+                    pxat=max(int(token.expires_at * 1000), int(time.time() * 1000) + 1),
+                )
+            except _REDIS_DOWN as error:
+                log.warning("cannot share the new token (%s)", error)
+            return token
+        finally:
+            try:
+                if await self._redis.get(self._keys.token_lock) == self._owner.encode():
+                    await self._redis.delete(self._keys.token_lock)
+            except _REDIS_DOWN:
+                pass  # it expires by itself
+
+    async def _newer_than(self, stale: str | None) -> Token | None:
+        token = await self.current()
+        return token if token is not None and token.value != stale else None
