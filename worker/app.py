@@ -34,8 +34,13 @@ from worker.budget import RateBudget
 from worker.consumer import Consumer
 from worker.contracts import SharedContracts
 from worker.executor import Executor, ExecutorConfig
+from worker.health import HealthState
 from worker.housekeeping import forget_idle_consumers, trim_intents
 from worker.ledger import Ledger
+from worker.logs import LogObserver
+from worker.metrics import PrometheusObserver, metrics_app
+from worker.metrics import serve as serve_metrics
+from worker.observe import Observer, Observers
 from worker.risk import RiskGate
 from worker.settings import Settings
 from worker.tokens import SharedTokens
@@ -75,6 +80,12 @@ async def startup(ctx: dict[str, Any]) -> None:
         socket_connect_timeout=2,
         health_check_interval=30,
     )
+    health = HealthState(settings.health_max_outage_s)
+    observers: list[Observer] = [LogObserver(), health]
+    metrics = PrometheusObserver() if settings.metrics_port is not None else None
+    if metrics is not None:
+        observers.append(metrics)
+    observer = Observers(observers)
     session = make_session(connections=max(100, settings.max_in_flight * 2))
     broker = GatewayClient(
         session,
@@ -92,6 +103,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         tokens=SharedTokens(redis, keys),
         contracts=SharedContracts(redis, keys, ttl_s=settings.contract_ttl_s),
         contract_refresh_s=settings.contract_refresh_s,
+        observer=observer,
     )
     ledger = Ledger(
         redis,
@@ -134,6 +146,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         schedule_cancel=schedule_cancel,
         track=track,
         risk=None if settings.risk.empty else RiskGate(settings.risk, redis, keys, broker),
+        observer=observer,
     )
     consumer = Consumer(
         redis,
@@ -147,10 +160,18 @@ async def startup(ctx: dict[str, Any]) -> None:
         claim_interval_ms=settings.claim_interval_ms,
         max_deliveries=settings.max_deliveries,
         lease_ms=settings.lease_ms,
+        observer=observer,
+        health=health.report,
     )
     ctx.update(
         stream_redis=redis, session=session, broker=broker, executor=executor, consumer=consumer
     )
+    if metrics is not None:
+        assert settings.metrics_port is not None
+        ctx["metrics_runner"] = await serve_metrics(
+            metrics_app(metrics, health), settings.metrics_host, settings.metrics_port
+        )
+        log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
     await warm_up(broker, settings)
     await consumer.start()
 
@@ -175,6 +196,8 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     consumer: Consumer | None = ctx.get("consumer")
     if consumer is not None:
         await consumer.stop(settings.drain_timeout_s)
+    if "metrics_runner" in ctx:
+        await ctx["metrics_runner"].cleanup()
     if "session" in ctx:
         await ctx["session"].close()
     if "stream_redis" in ctx:

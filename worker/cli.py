@@ -197,7 +197,10 @@ def _run(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     settings.require_credentials()
-    logs.configure(settings.log_level)
+    logs.configure(
+        settings.log_level,
+        json_lines=None if settings.log_format == "auto" else settings.log_format == "json",
+    )
     _use_uvloop()
     try:
         Worker(**worker_settings(settings)).run()

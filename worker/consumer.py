@@ -22,7 +22,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final
 
 import msgspec
@@ -33,7 +33,9 @@ from producer.aio import cancel_and_wait
 from producer.backoff import Backoff
 from producer.keys import Keys
 from worker.executor import Entry, Executor
+from worker.health import Health
 from worker.ledger import Ledger, Running
+from worker.observe import Observer
 
 log = logging.getLogger("worker.consumer")
 
@@ -58,6 +60,8 @@ class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):
     at: int
     in_flight: int
     handled: int
+    healthy: bool = True
+    problem: str = ""
 
 
 class WorkerNameInUse(RuntimeError):
@@ -81,8 +85,12 @@ class Consumer:
         claim_interval_ms: int = 1000,
         max_deliveries: int = 5,
         lease_ms: int = 5000,
+        observer: Observer | None = None,
+        health: Callable[[], Health] | None = None,
     ) -> None:
         self._redis = redis
+        self._health = health
+        self._observer = observer or Observer()
         self._keys = keys
         self._executor = executor
         self._ledger = ledger
@@ -191,11 +199,13 @@ class Consumer:
                 await self._ensure_group()
                 continue
             except _REDIS_DOWN as error:
+                self._observer.redis_trouble("read")
                 delay = backoff.next()
                 log.warning("reading intents failed (%s); retrying in %.2f s", error, delay)
                 await asyncio.sleep(delay)
                 continue
             backoff.reset()
+            self._observer.redis_ok()
             for _stream, entries in reply or ():
                 for entry_id, fields in entries:
                     self._dispatch(Entry(entry_id.decode(), fields))
@@ -212,10 +222,12 @@ class Consumer:
         self._inflight[entry.entry_id] = task
         self._running[entry.entry_id] = Running(entry.entry_id, "", "")
         self.handled += 1
+        self._observer.in_flight(len(self._inflight))
 
         def done(_: asyncio.Task[None]) -> None:
             self._inflight.pop(entry.entry_id, None)
             self._running.pop(entry.entry_id, None)
+            self._observer.in_flight(len(self._inflight))
             self._room.set()
 
         task.add_done_callback(done)
@@ -262,6 +274,7 @@ class Consumer:
                         continue
                     await self._run_reclaimed(entry)
             except _REDIS_DOWN as error:
+                self._observer.redis_trouble("reclaim")
                 delay = backoff.next()
                 log.warning("reclaiming failed (%s); retrying in %.2f s", error, delay)
                 await asyncio.sleep(delay)
@@ -330,6 +343,7 @@ class Consumer:
         )
         deliveries = int(rows[0]["times_delivered"]) if rows else 1
         log.info("reclaimed %s (delivery %d)", entry_id, deliveries)
+        self._observer.reclaimed(deliveries)
         return Entry(entry_id, fields or {}, deliveries)
 
     async def _run_reclaimed(self, entry: Entry) -> None:
@@ -353,6 +367,7 @@ class Consumer:
                     self._keys.worker(self.name), self._heartbeat(), px=self._heartbeat_ms
                 )
             except _REDIS_DOWN as error:
+                self._observer.redis_trouble("keepalive")
                 log.warning("keepalive failed (%s)", error)
                 continue
             for entry_id in lost:
@@ -363,8 +378,11 @@ class Consumer:
                 self._running.pop(entry_id, None)
 
     def _heartbeat(self) -> bytes:
+        report = self._health() if self._health is not None else None
         return msgspec.json.encode(
             Heartbeat(
+                healthy=report is None or report.healthy,
+                problem="" if report is None else report.reason,
                 name=self.name,
                 host=socket.gethostname(),
                 pid=os.getpid(),

@@ -53,6 +53,7 @@ from worker.broker.models import Order, OrderStatus
 from worker.broker.retry import RetryPolicy
 from worker.budget import Priority
 from worker.ledger import Claim, DeadLetter, Ledger
+from worker.observe import Observer
 from worker.risk import RiskGate
 from worker.tags import broker_tag
 
@@ -177,6 +178,7 @@ class Executor:
         schedule_cancel: ScheduleCancel | None = None,
         track: Track | None = None,
         risk: RiskGate | None = None,
+        observer: Observer | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -187,6 +189,7 @@ class Executor:
         self._schedule_cancel = schedule_cancel
         self._track = track
         self._risk = risk
+        self._observer = observer or Observer()
         self._sleep = sleep
         self._clock = clock
 
@@ -341,6 +344,8 @@ class Executor:
                 dead_letter=record,
             )
         )
+        self._observer.intent_finished(result)
+        self._observer.dead_lettered(reason)
         log.warning("entry %s (%s) dead-lettered: %s", entry.entry_id, intent.request_id, reason)
 
     async def _take(self, intent: Intent, entry_id: str | None, queue: str | None) -> Claim:
@@ -699,22 +704,13 @@ class Executor:
         *,
         order_queue: str | None = None,
     ) -> None:
-        await self._write(
+        written = await self._write(
             lambda: self._ledger.finish(
                 result, entry_id=entry_id, reply_to=intent.reply_to, order_queue=order_queue
             )
         )
-        log.info(
-            "%s %s %s order=%s code=%s attempts=%d queued=%.1fms broker=%.1fms",
-            result.kind,
-            result.request_id,
-            result.status,
-            result.order_id,
-            result.error_code,
-            result.attempts,
-            result.queued_ms,
-            result.broker_ms,
-        )
+        if written:
+            self._observer.intent_finished(result)
 
     async def _finish_malformed(self, entry: Entry, bad: Malformed, picked: int) -> None:
         result = OrderResult(
@@ -744,10 +740,13 @@ class Executor:
                 store=False,
             )
         )
+        self._observer.intent_finished(result)
+        self._observer.dead_lettered(bad.reason)
         log.warning("entry %s dead-lettered: %s", entry.entry_id, bad.reason)
 
-    async def _write(self, finish: Callable[[], Awaitable[bool]]) -> None:
-        """The finish step, retried through a short Redis outage.
+    async def _write(self, finish: Callable[[], Awaitable[bool]]) -> bool:
+        """The finish step, retried through a short Redis outage; False if the entry was
+        already finished (by another worker) so this one wrote nothing.
 
         The broker has acted; losing the answer now would leave the producer guessing.
         If Redis stays away, the entry stays pending and its redelivery finds the order
@@ -756,13 +755,13 @@ class Executor:
         backoff = Backoff(0.05, 5.0)
         for _ in range(12):
             try:
-                await finish()
-                return
+                return await finish()
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+                self._observer.redis_trouble("finish")
                 delay = backoff.next()
                 log.warning("cannot write a result (%s); retrying in %.2f s", error, delay)
                 await self._sleep(delay)
-        await finish()
+        return await finish()
 
     # --- small helpers ----------------------------------------------------------------
 

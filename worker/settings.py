@@ -90,6 +90,10 @@ class Settings:
     contract_ttl_s: int = 12 * 3600
     contract_refresh_s: float = 60.0
     risk: RiskConfig = field(default_factory=RiskConfig)
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    health_max_outage_s: float = 30.0
+    log_format: str = "auto"
 
     @property
     def keys(self) -> Keys:
@@ -137,6 +141,10 @@ class Settings:
                 RiskConfig(_risk_from_env(reader)),
                 lambda path: RiskConfig.load(path, _risk_from_env(reader)),
             ),
+            metrics_port=reader.optional_integer("METRICS_PORT"),
+            metrics_host=reader.text("METRICS_HOST", "127.0.0.1"),
+            health_max_outage_s=reader.real("HEALTH_MAX_OUTAGE_S", 30.0, low=1),
+            log_format=reader.choice("LOG_FORMAT", "AUTO", ("AUTO", "JSON", "TEXT")).lower(),
             log_level=reader.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
         )
         if not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):

@@ -79,6 +79,7 @@ from worker.broker.models import (
     ValidateResponse,
 )
 from worker.broker.retry import RetryPolicy, Sleep, retrying
+from worker.observe import Observer
 
 E = TypeVar("E", bound=Envelope)
 # How a request authenticates: not at all (login), with the token as it stands (validate,
@@ -242,12 +243,14 @@ class GatewayClient:
         tokens: TokenStore | None = None,
         contracts: ContractStore | None = None,
         contract_refresh_s: float = 60.0,
+        observer: Observer | None = None,
     ) -> None:
         self._session = session
         self._budget = budget
         self._tokens = tokens
         self._contract_store = contracts
         self._contract_refresh_s = contract_refresh_s
+        self._observer = observer or Observer()
         self._base_url = base_url.rstrip("/")
         self._username = username
         self._api_key = api_key
@@ -719,7 +722,11 @@ class GatewayClient:
     ) -> E:
         payload = b"{}" if body is None else ENCODER.encode(body)
         controller = retrying(
-            self._retry, idempotent=idempotent, deadline=deadline, sleep=self._sleep
+            self._retry,
+            idempotent=idempotent,
+            deadline=deadline,
+            sleep=self._sleep,
+            on_retry=lambda: self._observer.broker_retry(endpoint),
         )
         async for attempt in controller:
             with attempt:
@@ -770,20 +777,24 @@ class GatewayClient:
         started = time.perf_counter()
         if stats is not None:
             stats.attempts += 1
+        outcome = "timeout"
         try:
             async with self._session.post(
                 self._base_url + endpoint, data=payload, headers=headers, timeout=self._timeout
             ) as response:
                 body = await response.read()
+                outcome = str(response.status)
                 return response.status, response.headers.get("Retry-After"), body
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as error:
             # The connection never opened: the request provably did not run.
+            outcome = "refused"
             raise BrokerUnavailable(
                 f"{endpoint}: cannot connect to the broker ({type(error).__name__})",
                 endpoint=endpoint,
                 sent=False,
             ) from None
         except (TimeoutError, aiohttp.ClientError) as error:
+            outcome = "timeout" if isinstance(error, TimeoutError) else "connection"
             raise BrokerUnavailable(
                 f"{endpoint}: no answer from the broker ({type(error).__name__}); "
                 "the request may have taken effect",
@@ -791,8 +802,10 @@ class GatewayClient:
                 sent=True,
             ) from None
         finally:
+            elapsed = time.perf_counter() - started
             if stats is not None:
-                stats.broker_ms += (time.perf_counter() - started) * 1000
+                stats.broker_ms += elapsed * 1000
+            self._observer.broker_request(endpoint, outcome, elapsed)
 
     def _judge(
         self,

@@ -74,6 +74,7 @@ def retrying(
     deadline: float | None,
     sleep: Sleep,
     clock: Callable[[], float] = time.monotonic,
+    on_retry: Callable[[], None] | None = None,
 ) -> AsyncRetrying:
     """A tenacity controller for one request.
 
@@ -94,4 +95,10 @@ def retrying(
         error = state.outcome.exception() if state.outcome else None
         return error is not None and may_retry(error, idempotent=idempotent)
 
-    return AsyncRetrying(retry=retry, wait=wait, stop=stop, sleep=sleep, reraise=True)
+    def before_sleep(state: RetryCallState) -> None:
+        if on_retry is not None:
+            on_retry()
+
+    return AsyncRetrying(
+        retry=retry, wait=wait, stop=stop, sleep=sleep, reraise=True, before_sleep=before_sleep
+    )
