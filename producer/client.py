@@ -26,7 +26,9 @@ from redis.backoff import ExponentialBackoff
 from producer.aio import cancel_and_wait
 from producer.backoff import Backoff
 from producer.contract import (
+    DATA_FIELD,
     VERSION_BYTES,
+    VERSION_FIELD,
     CancelOrder,
     Intent,
     ModifyOrder,
@@ -36,6 +38,7 @@ from producer.contract import (
     encode_intent,
 )
 from producer.errors import ClientClosed, InvalidOrder, ResultTimeout
+from producer.fastlane import FastLane, Script
 from producer.keys import DEFAULT_PREFIX, Keys
 from producer.replay import IntentLog
 from producer.validation import check_account_id, validate_intent
@@ -44,15 +47,16 @@ log = logging.getLogger("producer.client")
 
 DEFAULT_REDIS_URL: Final = "redis://127.0.0.1:6379/0"
 _READ_BLOCK_MS: Final = 1000
+_EXPIRY_GRACE_S: Final = 1.0
 _LATE_RESULTS: Final = 10_000
 # A follow-up (modify, cancel) is queued under its order in the same step as it is added to
 # the stream, so workers apply follow-ups of one order in submission order.
-_SUBMIT_FOLLOW_UP: Final = """
+_SUBMIT_FOLLOW_UP: Final = Script("""
 local id = redis.call('XADD', KEYS[1], '*', 'v', ARGV[1], 'd', ARGV[2])
 redis.call('RPUSH', KEYS[2], id)
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 return id
-"""
+""")
 _ORDER_QUEUE_TTL_S: Final = 24 * 3600
 
 
@@ -94,7 +98,8 @@ class OrderClient:
         self._waiting: dict[str, asyncio.Future[OrderResult]] = {}
         self._late: OrderedDict[str, OrderResult] = OrderedDict()
         self._record = None if record is None else IntentLog(record)
-        self._submit_follow_up: Any = None
+        self._lane: FastLane | None = None
+        self._reader_lane: FastLane | None = None
 
     def __repr__(self) -> str:
         return f"OrderClient(client_id={self.client_id!r}, account_id={self.account_id!r})"
@@ -130,7 +135,9 @@ class OrderClient:
             retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
         )
         await self._redis.ping()
-        self._submit_follow_up = self._redis.register_script(_SUBMIT_FOLLOW_UP)
+        # The hot path (enqueue, read replies) on pipelined connections of its own.
+        self._lane = FastLane(self._redis_url, timeout=5.0)
+        self._reader_lane = FastLane(self._redis_url, timeout=_READ_BLOCK_MS / 1000 + 5)
         self._reader = asyncio.create_task(self._read_replies(), name=f"replies-{self.client_id}")
 
     async def close(self) -> None:
@@ -147,6 +154,10 @@ class OrderClient:
                 await self._redis.delete(self.reply_stream)
             await self._redis.aclose()
             self._redis = None
+        for lane in (self._lane, self._reader_lane):
+            if lane is not None:
+                await lane.close()
+        self._lane = self._reader_lane = None
         if self._record is not None:
             self._record.close()
 
@@ -323,7 +334,7 @@ class OrderClient:
         The intent's ``reply_to`` should be this client's ``reply_stream`` for ``wait`` to
         see its result (the ``make_*`` methods do that).
         """
-        conn = self._connected()
+        self._connected()
         intent = validate_intent(intent)
         # Registered before the XADD, so even an instant reply finds its waiter.
         self._waiting.setdefault(intent.request_id, asyncio.get_running_loop().create_future())
@@ -332,7 +343,7 @@ class OrderClient:
         try:
             while True:
                 try:
-                    await self._enqueue(conn, intent, fields)
+                    await self._enqueue(intent, fields)
                     break
                 except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
                     # Redis is restarting or unreachable: try again until the intent's
@@ -352,13 +363,18 @@ class OrderClient:
             self._record.append(intent)
         return intent.request_id
 
-    async def _enqueue(self, conn: Redis, intent: Intent, fields: dict[bytes, bytes]) -> None:
+    async def _enqueue(self, intent: Intent, fields: dict[bytes, bytes]) -> None:
+        lane = self._lane
+        assert lane is not None
+        version, data = fields[VERSION_FIELD], fields[DATA_FIELD]
         if isinstance(intent, PlaceOrder):
-            await conn.xadd(self.keys.intents, cast(Any, fields))
+            await lane.execute(
+                "XADD", self.keys.intents, "*", VERSION_FIELD, version, DATA_FIELD, data
+            )
             return
-        await self._submit_follow_up(
-            keys=[self.keys.intents, self.keys.order_queue(intent.account_id, intent.order_id)],
-            args=[fields[b"v"], fields[b"d"], _ORDER_QUEUE_TTL_S],
+        queue = self.keys.order_queue(intent.account_id, intent.order_id)
+        await lane.run(
+            _SUBMIT_FOLLOW_UP, [self.keys.intents, queue], [version, data, _ORDER_QUEUE_TTL_S]
         )
 
     async def wait(self, request_id: str, timeout: float | None = None) -> OrderResult:
@@ -413,19 +429,36 @@ class OrderClient:
 
     async def _call(self, intent: Intent, timeout: float | None) -> OrderResult:
         request_id = await self.submit(intent)
-        return await self.wait(request_id, timeout)
+        # The intent's deadline is its creation plus the timeout; a worker may answer
+        # "expired" right at it, so the call waits a moment longer for that answer.
+        limit = (self.timeout if timeout is None else timeout) + _EXPIRY_GRACE_S
+        return await self.wait(request_id, limit)
 
     # --- the reply reader ---------------------------------------------------------------
 
     async def _read_replies(self) -> None:
-        conn = self._connected()
-        last: bytes | str = "0-0"
+        lane = self._reader_lane
+        assert lane is not None
+        last: bytes = b"0-0"
+        trimmed = time.monotonic()
         backoff = Backoff(0.05, 2.0)
         while True:
             try:
-                replies = await conn.xread(
-                    {self.reply_stream: last}, count=1000, block=_READ_BLOCK_MS
+                replies = await lane.execute(
+                    "XREAD",
+                    "COUNT",
+                    1000,
+                    "BLOCK",
+                    _READ_BLOCK_MS,
+                    "STREAMS",
+                    self.reply_stream,
+                    last,
                 )
+                # Replies are read once; trimming what was read keeps the stream small
+                # (now and then: a trim per reply would cost a round trip each).
+                if replies and time.monotonic() - trimmed > 1.0:
+                    await lane.execute("XTRIM", self.reply_stream, "MINID", "~", last)
+                    trimmed = time.monotonic()
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
                 delay = backoff.next()
                 log.warning("reading replies failed (%s); retrying in %.2f s", error, delay)
@@ -433,12 +466,10 @@ class OrderClient:
                 continue
             backoff.reset()
             for _stream, entries in replies or ():
-                for entry_id, fields in entries:
+                for entry_id, flat in entries:
                     last = entry_id
-                    self._deliver(fields)
-            if replies:
-                # Replies are read once; trimming what was read keeps the stream small.
-                await conn.xtrim(self.reply_stream, minid=last, approximate=True)
+                    # XREAD answers each entry's fields as a flat [name, value, ...] list.
+                    self._deliver(dict(zip(flat[::2], flat[1::2], strict=True)))
 
     def _deliver(self, fields: dict[bytes, bytes]) -> None:
         if fields.get(b"v") != VERSION_BYTES:

@@ -28,6 +28,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
 from producer.contract import ENCODER, CancelOrder, PlaceOrder
+from producer.fastlane import FastLane
 from worker.broker.client import GatewayClient, make_session
 from worker.broker.errors import BrokerError
 from worker.budget import RateBudget
@@ -113,6 +114,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         result_ttl_s=settings.result_ttl_s,
         reply_maxlen=settings.reply_maxlen,
         budget=settings.rate_limit,
+        lane=FastLane(settings.redis_url, timeout=settings.block_ms / 1000 + 5),
     )
     arq_redis: ArqRedis = ctx["redis"]
 
@@ -162,6 +164,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         lease_ms=settings.lease_ms,
         observer=observer,
         health=health.report,
+        redis_url=settings.redis_url,
     )
     ctx.update(
         stream_redis=redis, session=session, broker=broker, executor=executor, consumer=consumer

@@ -31,6 +31,7 @@ from redis.asyncio import Redis
 
 from producer.aio import cancel_and_wait
 from producer.backoff import Backoff
+from producer.fastlane import FastLane
 from producer.keys import Keys
 from worker.executor import Entry, Executor
 from worker.health import Health
@@ -87,8 +88,10 @@ class Consumer:
         lease_ms: int = 5000,
         observer: Observer | None = None,
         health: Callable[[], Health] | None = None,
+        redis_url: str,
     ) -> None:
         self._redis = redis
+        self._redis_url = redis_url
         self._health = health
         self._observer = observer or Observer()
         self._keys = keys
@@ -181,7 +184,16 @@ class Consumer:
 
     async def _read_loop(self) -> None:
         backoff = Backoff(0.05, 2.0)
-        streams: dict[Any, Any] = {self._keys.intents: ">"}
+        # The blocking read has a pipelined connection of its own (see producer.fastlane).
+        lane = FastLane(self._redis_url, timeout=self._block_ms / 1000 + 5)
+        try:
+            await self._read(lane, backoff)
+        finally:
+            await lane.close()
+
+    async def _read(self, lane: FastLane, backoff: Backoff) -> None:
+        command = ("XREADGROUP", "GROUP", self._keys.group, self.name)
+        tail = ("BLOCK", self._block_ms, "STREAMS", self._keys.intents, ">")
         while True:
             room = self._max_in_flight - len(self._inflight)
             if room <= 0:
@@ -189,9 +201,7 @@ class Consumer:
                 await self._room.wait()
                 continue
             try:
-                reply = await self._redis.xreadgroup(
-                    self._keys.group, self.name, streams, count=room, block=self._block_ms
-                )
+                reply = await lane.execute(*command, "COUNT", room, *tail)
             except redis.exceptions.ResponseError as error:
                 if "NOGROUP" not in str(error):
                     raise
@@ -207,7 +217,9 @@ class Consumer:
             backoff.reset()
             self._observer.redis_ok()
             for _stream, entries in reply or ():
-                for entry_id, fields in entries:
+                for entry_id, flat in entries:
+                    # Fields come as a flat [name, value, ...] list.
+                    fields = dict(zip(flat[::2], flat[1::2], strict=True)) if flat else {}
                     self._dispatch(Entry(entry_id.decode(), fields))
 
     def _dispatch(self, entry: Entry, *, give_up: str | None = None) -> asyncio.Task[None] | None:

@@ -27,9 +27,9 @@ import redis.exceptions
 
 from producer.backoff import Backoff
 from producer.contract import (
-    CONTRACT_VERSION,
     DATA_FIELD,
     INTENT_DECODER,
+    VERSION_BYTES,
     VERSION_FIELD,
     CancelOrder,
     Intent,
@@ -121,25 +121,26 @@ Track = Callable[[str, str], None]
 def decode_entry(fields: dict[bytes, bytes], keys: Keys) -> Intent | Malformed:
     """An entry's intent, or what can be told of why it is not one."""
     data = fields.get(DATA_FIELD, b"")
-    loose = _read_loose(data)
-    reply_to = loose.reply_to if loose.reply_to and keys.is_reply(loose.reply_to) else None
-    kind = loose.kind if loose.kind in ("place", "modify", "cancel") else "unknown"
-
-    def malformed(reason: str) -> Malformed:
-        return Malformed(reason, loose.request_id, reply_to, kind)
-
     version = fields.get(VERSION_FIELD)
-    if version != str(CONTRACT_VERSION).encode():
-        return malformed(f"unsupported contract version {version!r}")
+    if version != VERSION_BYTES:
+        return _malformed(data, keys, f"unsupported contract version {version!r}")
     if len(data) > MAX_INTENT_BYTES:
-        return malformed(f"intent too large ({len(data)} bytes > {MAX_INTENT_BYTES})")
+        return _malformed(data, keys, f"intent too large ({len(data)} bytes > {MAX_INTENT_BYTES})")
     try:
         intent = INTENT_DECODER.decode(data)
     except msgspec.DecodeError as error:
-        return malformed(f"not a valid intent: {error}")
+        return _malformed(data, keys, f"not a valid intent: {error}")
     if not keys.is_reply(intent.reply_to):
-        return malformed(f"reply_to must be a reply stream under {keys.prefix}:reply:")
+        return _malformed(data, keys, f"reply_to must be a reply stream under {keys.prefix}:reply:")
     return intent
+
+
+def _malformed(data: bytes, keys: Keys, reason: str) -> Malformed:
+    """What can be read of a bad entry: enough to answer its producer, if anything."""
+    loose = _read_loose(data)
+    reply_to = loose.reply_to if loose.reply_to and keys.is_reply(loose.reply_to) else None
+    kind = loose.kind if loose.kind in ("place", "modify", "cancel") else "unknown"
+    return Malformed(reason, loose.request_id, reply_to, kind)
 
 
 def _read_loose(data: bytes) -> _Loose:

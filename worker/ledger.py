@@ -24,12 +24,13 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Final, Literal, cast
+from typing import Any, Final, Literal, cast
 
 import msgspec
 from redis.asyncio import Redis
 
 from producer.contract import VERSION_BYTES, OrderResult, encode_result
+from producer.fastlane import FastLane, Script
 from producer.keys import Keys
 from worker.budget import TAKE_LUA, Priority, RateLimit
 
@@ -178,16 +179,23 @@ class Ledger:
         result_ttl_s: int,
         reply_maxlen: int,
         budget: RateLimit | None = None,
+        lane: FastLane | None = None,
     ) -> None:
         self._redis = redis
+        self._lane = lane
         self._budget = budget
         self._keys = keys
         self._consumer = consumer
         self._lease_ms = lease_ms
         self._ttl = result_ttl_s
         self._reply_maxlen = reply_maxlen
-        self._claim = redis.register_script(_CLAIM)
-        self._finish = redis.register_script(_FINISH)
+        self._claim = Script(_CLAIM)
+        self._finish = Script(_FINISH)
+        # Without a lane (tests on fakeredis), redis-py runs them, loading them as needed.
+        self._registered = {
+            script.sha: redis.register_script(script.source)
+            for script in (self._claim, self._finish)
+        }
         self._keepalive = redis.register_script(_KEEPALIVE)
         self._release = redis.register_script(_RELEASE)
 
@@ -212,8 +220,9 @@ class Ledger:
         """
         keys = self._keys
         budget = self._budget.args(kind) if self._budget is not None else [0, 0, 0]
-        answer = await self._claim(
-            keys=[
+        answer = await self._hot(
+            self._claim,
+            [
                 keys.result(request_id),
                 keys.lease(request_id),
                 keys.claims(request_id),
@@ -223,7 +232,7 @@ class Ledger:
                 keys.budget,
                 keys.budget_pause,
             ],
-            args=[
+            [
                 self.owner(entry_id),
                 self._lease_ms,
                 self._ttl,
@@ -267,8 +276,9 @@ class Ledger:
         """
         keys = self._keys
         request_id = result.request_id
-        done = await self._finish(
-            keys=[
+        done = await self._hot(
+            self._finish,
+            [
                 keys.result(request_id),
                 keys.intents,
                 reply_to or keys.intents,
@@ -276,7 +286,7 @@ class Ledger:
                 order_queue or keys.lease(request_id),
                 keys.dead_letters,
             ],
-            args=[
+            [
                 keys.group,
                 entry_id or "",
                 encode_result(result),
@@ -291,6 +301,12 @@ class Ledger:
             ],
         )
         return bool(done)
+
+    async def _hot(self, script: Script, keys: list[str], args: list[Any]) -> Any:
+        """A script on the hot path: through the pipelined lane when there is one."""
+        if self._lane is not None:
+            return await self._lane.run(script, keys, args)
+        return await self._registered[script.sha](keys=keys, args=args)
 
     async def keepalive(self, running: list[Running]) -> set[str]:
         """Renew leases and entry idle times; returns the entries whose lease another

@@ -48,6 +48,11 @@ def configure(level: str = "INFO", *, json_lines: bool | None = None) -> None:
         else logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     )
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    # Every record would otherwise ask the OS for the process and thread IDs: measurable
+    # on the hot path (one outcome line per intent), and the formats here never show them.
+    logging.logProcesses = False
+    logging.logThreads = False
+    logging.logMultiprocessing = False
 
 
 class LogObserver(Observer):

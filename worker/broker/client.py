@@ -78,7 +78,7 @@ from worker.broker.models import (
     SearchPositionResponse,
     ValidateResponse,
 )
-from worker.broker.retry import RetryPolicy, Sleep, retrying
+from worker.broker.retry import RetryPolicy, Sleep, may_retry, retrying
 from worker.observe import Observer
 
 E = TypeVar("E", bound=Envelope)
@@ -721,6 +721,14 @@ class GatewayClient:
         auth: Auth = "session",
     ) -> E:
         payload = b"{}" if body is None else ENCODER.encode(body)
+        try:
+            # The first attempt outside tenacity: setting up its controller costs more
+            # than the rest of the call's Python work, and most calls need no retry.
+            return await self._attempt(endpoint, payload, response_type, stats, auth, deadline)
+        except (BrokerUnavailable, BrokerRateLimited) as error:
+            if not may_retry(error, idempotent=idempotent) or not self._retry.schedule:
+                raise
+            first = error
         controller = retrying(
             self._retry,
             idempotent=idempotent,
@@ -730,6 +738,8 @@ class GatewayClient:
         )
         async for attempt in controller:
             with attempt:
+                if attempt.retry_state.attempt_number == 1:
+                    raise first  # replay the first attempt's failure to the controller
                 return await self._attempt(endpoint, payload, response_type, stats, auth, deadline)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 

@@ -1,0 +1,187 @@
+"""A minimal pipelined Redis connection for the few commands on the hot path.
+
+redis-py runs every command through a connection pool, a retry wrapper, a health check
+and a read under ``asyncio.timeout``; measured here, that is several times the cost of
+the round trip itself. This connection writes each request as it comes and matches the
+answers in order (Redis answers in order on one connection), with hiredis parsing, so
+concurrent callers share one socket with no lock. It speaks just enough: commands, and
+Lua scripts by SHA with a fallback to loading them.
+
+Errors look like redis-py's (``redis.exceptions.ConnectionError``, ``TimeoutError``,
+``ResponseError``), so callers handle both clients the same way. A broken connection fails
+every request in flight and is reopened on the next call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hashlib
+import ssl
+import time
+from collections.abc import Sequence
+from typing import Any, Final, cast
+from urllib.parse import unquote, urlsplit
+
+import hiredis
+import redis.exceptions
+
+Arg = str | bytes | int | float
+_NOSCRIPT: Final = "NOSCRIPT"
+
+
+def _command(args: Sequence[Arg]) -> bytes:
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        if isinstance(arg, bytes):
+            raw = arg
+        elif isinstance(arg, str):
+            raw = arg.encode()
+        else:
+            raw = repr(arg).encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
+    return b"".join(parts)
+
+
+class Script:
+    """A Lua script known by its SHA1."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.reader = hiredis.Reader(replyError=redis.exceptions.ResponseError)
+        self.waiting: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
+        self.transport: asyncio.Transport | None = None
+        self.lost: Exception | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports quack like asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.reader.feed(data)
+        while (reply := self.reader.gets()) is not False:
+            future, _ = self.waiting.popleft()
+            if not future.done():
+                if isinstance(reply, redis.exceptions.ResponseError):
+                    future.set_exception(reply)
+                else:
+                    future.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = redis.exceptions.ConnectionError(
+            f"connection to Redis lost ({exc or 'closed'})"
+        )
+        while self.waiting:
+            future, _ = self.waiting.popleft()
+            if not future.done():
+                future.set_exception(self.lost)
+
+
+class FastLane:
+    """One pipelined connection to Redis (see the module docstring)."""
+
+    def __init__(self, url: str, *, timeout: float = 5.0, connect_timeout: float = 2.0) -> None:
+        self._url = url
+        self._timeout = timeout
+        self._connect_timeout = connect_timeout
+        self._protocol: _Protocol | None = None
+        self._connecting: asyncio.Lock | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
+
+    async def execute(self, *args: Arg) -> Any:
+        """One command; its reply (bytes, int, list, ...) or a redis-py style error."""
+        protocol = self._protocol
+        if protocol is None or protocol.lost is not None:
+            protocol = await self._connect()
+        assert protocol.transport is not None
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        protocol.waiting.append((future, time.monotonic()))
+        protocol.transport.write(_command(args))
+        return await future
+
+    async def run(self, script: Script, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
+        """EVALSHA, loading the script first if this Redis does not know it yet."""
+        try:
+            return await self.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+        except redis.exceptions.ResponseError as error:
+            if not str(error).startswith(_NOSCRIPT):
+                raise
+            return await self.execute("EVAL", script.source, len(keys), *keys, *args)
+
+    async def close(self) -> None:
+        """Close the connection (requests in flight fail)."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        if self._protocol is not None and self._protocol.transport is not None:
+            self._protocol.transport.close()
+        self._protocol = None
+
+    async def _connect(self) -> _Protocol:
+        if self._connecting is None:
+            self._connecting = asyncio.Lock()
+        async with self._connecting:
+            if self._protocol is not None and self._protocol.lost is None:
+                return self._protocol
+            loop = asyncio.get_running_loop()
+            parts = urlsplit(self._url)
+            try:
+                if parts.scheme == "unix":
+                    _, protocol = await asyncio.wait_for(
+                        loop.create_unix_connection(_Protocol, parts.path), self._connect_timeout
+                    )
+                else:
+                    _, protocol = await asyncio.wait_for(
+                        loop.create_connection(
+                            _Protocol,
+                            parts.hostname or "127.0.0.1",
+                            parts.port or 6379,
+                            ssl=ssl.create_default_context() if parts.scheme == "rediss" else None,
+                        ),
+                        self._connect_timeout,
+                    )
+            except (OSError, TimeoutError) as error:
+                raise redis.exceptions.ConnectionError(
+                    f"cannot connect to Redis at {parts.hostname}:{parts.port} ({error})"
+                ) from None
+            self._protocol = protocol
+            await self._hello(parts.username, parts.password, parts.path)
+            self._arm_watchdog()
+            return protocol
+
+    async def _hello(self, username: str | None, password: str | None, path: str) -> None:
+        if password is not None:
+            credentials = (
+                [unquote(username), unquote(password)] if username else [unquote(password)]
+            )
+            await self.execute("AUTH", *credentials)
+        database = path.strip("/") or "0"
+        if database != "0":
+            await self.execute("SELECT", database)
+
+    def _arm_watchdog(self) -> None:
+        """Every request has a timeout without a timer each: once a second, a connection
+        whose oldest unanswered request is older than the timeout is dropped (which fails
+        all requests on it, as redis-py does on a socket timeout)."""
+        loop = asyncio.get_running_loop()
+
+        def check() -> None:
+            protocol = self._protocol
+            if protocol is None or protocol.lost is not None:
+                return
+            if protocol.waiting and time.monotonic() - protocol.waiting[0][1] > self._timeout:
+                protocol.lost = redis.exceptions.TimeoutError("Redis did not answer in time")
+                while protocol.waiting:
+                    future, _ = protocol.waiting.popleft()
+                    if not future.done():
+                        future.set_exception(protocol.lost)
+                if protocol.transport is not None:
+                    protocol.transport.abort()
+                return
+            self._watchdog = loop.call_later(1.0, check)
+
+        self._watchdog = loop.call_later(1.0, check)
