@@ -39,7 +39,7 @@ from producer.contract import (
 )
 from producer.errors import ClientClosed, InvalidOrder, ResultTimeout
 from producer.fastlane import FastLane, Script
-from producer.keys import DEFAULT_PREFIX, Keys
+from producer.keys import DEFAULT_PREFIX, ORDER_QUEUE_TTL_S, Keys
 from producer.replay import IntentLog
 from producer.validation import check_account_id, validate_intent
 
@@ -57,7 +57,6 @@ redis.call('RPUSH', KEYS[2], id)
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 return id
 """)
-_ORDER_QUEUE_TTL_S: Final = 24 * 3600
 
 
 def new_request_id() -> str:
@@ -374,7 +373,7 @@ class OrderClient:
             return
         queue = self.keys.order_queue(intent.account_id, intent.order_id)
         await lane.run(
-            _SUBMIT_FOLLOW_UP, [self.keys.intents, queue], [version, data, _ORDER_QUEUE_TTL_S]
+            _SUBMIT_FOLLOW_UP, [self.keys.intents, queue], [version, data, ORDER_QUEUE_TTL_S]
         )
 
     async def wait(self, request_id: str, timeout: float | None = None) -> OrderResult:

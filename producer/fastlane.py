@@ -57,6 +57,14 @@ class _Protocol(asyncio.Protocol):
         self.waiting: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
         self.transport: asyncio.Transport | None = None
         self.lost: Exception | None = None
+        self.outgoing: list[bytes] = []
+        self.flush_scheduled = False
+
+    def flush(self) -> None:
+        self.flush_scheduled = False
+        if self.outgoing and self.transport is not None and self.lost is None:
+            self.transport.write(b"".join(self.outgoing))
+        self.outgoing.clear()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports quack like asyncio.Transport without subclassing it.
@@ -99,9 +107,15 @@ class FastLane:
         if protocol is None or protocol.lost is not None:
             protocol = await self._connect()
         assert protocol.transport is not None
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
         protocol.waiting.append((future, time.monotonic()))
-        protocol.transport.write(_command(args))
+        # Commands issued in the same turn of the event loop go out in one write (one
+        # system call) instead of one each: under load that is most of them.
+        protocol.outgoing.append(_command(args))
+        if not protocol.flush_scheduled:
+            protocol.flush_scheduled = True
+            loop.call_soon(protocol.flush)
         return await future
 
     async def run(self, script: Script, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 DEFAULT_PREFIX = "ow"
+ORDER_QUEUE_TTL_S = 24 * 3600
+"""How long an order's follow-up queue is kept after its last follow-up was submitted."""
 
 
 @dataclass(frozen=True, slots=True)

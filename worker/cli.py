@@ -1,4 +1,5 @@
-"""``order-worker``: run a worker, run the demo, submit, record and replay intents."""
+"""``order-worker``: run a worker, run the demo, submit, record and replay intents, watch the
+fleet's status and deal with dead letters."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ from producer.validation import check_symbol
 from worker.broker.client import ContractInfo
 from worker.contracts import SharedContracts
 from worker.ledger import HaltRecord
-from worker.settings import ConfigError, Settings
+from worker.progress import Progress
+from worker.settings import ConfigError, Settings, mask_url
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -41,7 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"order-worker: {error}", file=sys.stderr)
         return 2
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
-        print(f"order-worker: cannot reach Redis at {args.redis_url}: {error}", file=sys.stderr)
+        where = mask_url(args.redis_url)
+        print(f"order-worker: cannot reach Redis at {where}: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -129,6 +132,107 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay_cmd.add_argument("--json", action="store_true", help="print every result as a JSON line")
     replay_cmd.set_defaults(handler=_replay)
+    status = commands.add_parser(
+        "status",
+        help="show the fleet: stream, backlog, pending entries, workers, dead letters, halt",
+        description="Show, from Redis: the intents stream's length, the consumer group's lag "
+        "(entries not yet delivered) and pending entries (per consumer, with how long they "
+        "have gone untouched), the dead letters, the workers alive (from their heartbeats: "
+        "host, pid, uptime, last heartbeat, intents in flight and handled), the kill switch "
+        "and a rate-budget pause. Read-only.",
+    )
+    _redis_options(status)
+    status.add_argument(
+        "--json", action="store_true", help="print one JSON object (one per refresh with --watch)"
+    )
+    status.add_argument(
+        "--watch",
+        nargs="?",
+        const=2.0,
+        type=_seconds,
+        metavar="SECONDS",
+        help="refresh every SECONDS (default 2) until Ctrl-C",
+    )
+    status.set_defaults(handler=_status)
+
+    health = commands.add_parser(
+        "health",
+        help="exit 0 if this host's workers are alive and healthy (for HEALTHCHECK)",
+        description="Check the workers' own health verdicts in their Redis heartbeats: alive "
+        "(heartbeat not expired) and healthy (not cut off from Redis or the broker for "
+        "HEALTH_MAX_OUTAGE_S). By default the workers of this host (one container, one "
+        "worker); --name checks one worker, --all every worker. Exit 0 when at least one "
+        "is checked and all are healthy, 1 otherwise, 2 when Redis cannot be reached.",
+    )
+    _redis_options(health)
+    which = health.add_mutually_exclusive_group()
+    which.add_argument("--name", help="the worker (its WORKER_NAME) to check")
+    which.add_argument("--all", action="store_true", help="every worker of the fleet")
+    health.set_defaults(handler=_health)
+
+    dead = commands.add_parser(
+        "dead-letters",
+        help="list, retry or drop the intents that could not be executed",
+        description="Entries that kept failing (delivered WORKER_MAX_DELIVERIES times) or did "
+        "not decode are moved to the dead-letter stream (<prefix>:dead) with their error and "
+        "history. Their producers were answered (failed/dead_lettered, or "
+        "rejected/malformed_intent). `list` them, `retry` them or `drop` them.",
+    )
+    actions = dead.add_subparsers(title="actions", required=True, metavar="ACTION")
+    listing = actions.add_parser(
+        "list",
+        help="show the dead letters, oldest first",
+        description="Show each dead letter: its ID in the dead-letter stream (what retry and "
+        "drop take), when it died, its request ID, what it was, its deliveries and why.",
+    )
+    _redis_options(listing)
+    listing.add_argument(
+        "--json", action="store_true", help="one JSON object per line: the full record with its id"
+    )
+    listing.add_argument(
+        "--limit", type=_positive, default=100, help="show at most N (default 100)"
+    )
+    listing.set_defaults(handler=_dead_letters_list)
+    retry = actions.add_parser(
+        "retry",
+        help="put dead letters' intents back on the intents stream",
+        description="Add each dead letter's original intent (the same fields) to the intents "
+        "stream as a new entry, and remove it from the dead-letter stream. A retried place "
+        "cannot be placed twice: its broker customTag is derived from its request ID, and its "
+        "history (kept for RESULT_TTL_S) tells the worker it was started before, so the "
+        "worker first looks the order up by that tag and answers from what it finds (the "
+        "gateway also refuses a second order with the same tag). Refused: an entry that is "
+        "not a valid intent (drop it), a request that already has a stored result (its "
+        "producer was answered; --force), and an intent past its deadline (--deadline).",
+        epilog="Exit status 1 when any dead letter was not retried.",
+    )
+    _redis_options(retry)
+    _dead_letter_ids(retry, "retry")
+    retry.add_argument(
+        "--force",
+        action="store_true",
+        help="delete a request's stored result first (a dead-lettered request has one: "
+        "failed/dead_lettered), so it is executed again and answered anew",
+    )
+    retry.add_argument(
+        "--deadline",
+        type=_seconds,
+        metavar="SECONDS",
+        help="give each intent a new deadline SECONDS from now; without it, an intent past its "
+        "deadline is refused (a worker would answer it expired without sending it)",
+    )
+    retry.set_defaults(handler=_dead_letters_retry)
+    drop = actions.add_parser(
+        "drop",
+        help="delete dead letters",
+        description="Delete dead letters from the dead-letter stream, without asking; prints "
+        "each one dropped. Their producers were answered already.",
+        epilog="Exit status 1 when any ID was not found.",
+    )
+    _redis_options(drop)
+    _dead_letter_ids(drop, "drop")
+    drop.set_defaults(handler=_dead_letters_drop)
+
     halt = commands.add_parser(
         "halt",
         help="kill switch: stop every worker from sending new orders (cancels still go through)",
@@ -179,6 +283,20 @@ def _redis_options(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("ORDER_KEY_PREFIX", DEFAULT_PREFIX),
         help="Redis key prefix (default: $ORDER_KEY_PREFIX or ow)",
     )
+
+
+def _dead_letter_ids(parser: argparse.ArgumentParser, verb: str) -> None:
+    parser.add_argument(
+        "ids", nargs="*", metavar="ID", help="dead-letter IDs, as `dead-letters list` shows them"
+    )
+    parser.add_argument("--all", action="store_true", help=f"{verb} every dead letter")
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0 seconds, got {text}")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -276,20 +394,18 @@ def _replay(args: argparse.Namespace) -> int:
         print(f"{args.file}: no intents", file=sys.stderr)
         return 0
 
-    def progress(done: int, total: int) -> None:
-        if sys.stderr.isatty() or done == total or done % 100 == 0:
-            print(
-                f"\rreplay: {done}/{total} answered",
-                end="" if done < total else "\n",
-                file=sys.stderr,
-            )
+    bar = Progress(len(intents), "replay: answered")
 
     async def go() -> list[OrderResult | None]:
         async with OrderClient(
             args.redis_url, timeout=args.timeout, key_prefix=args.prefix
         ) as client:
             return await replay(
-                client, intents, keep_ids=args.keep_ids, timeout=args.timeout, progress=progress
+                client,
+                intents,
+                keep_ids=args.keep_ids,
+                timeout=args.timeout,
+                progress=lambda done, _total: bar.update(done),
             )
 
     results = asyncio.run(go())
@@ -313,6 +429,65 @@ def _with_redis(args: argparse.Namespace, work: Callable[[Redis, Keys], Awaitabl
             await client.aclose()
 
     return asyncio.run(go())
+
+
+def _status(args: argparse.Namespace) -> int:
+    from worker import status
+
+    async def work(client: Redis, keys: Keys) -> int:
+        return await status.command(
+            client, keys, where=mask_url(args.redis_url), as_json=args.json, watch=args.watch
+        )
+
+    try:
+        return _with_redis(args, work)
+    except KeyboardInterrupt:
+        if args.watch is None:
+            raise
+        return 0  # Ctrl-C is how a watch ends
+
+
+def _dead_letters_list(args: argparse.Namespace) -> int:
+    from worker import deadletters
+
+    return _with_redis(
+        args,
+        lambda client, keys: deadletters.list_command(
+            client, keys, limit=args.limit, as_json=args.json
+        ),
+    )
+
+
+def _dead_letters_retry(args: argparse.Namespace) -> int:
+    from worker import deadletters
+
+    ids = _chosen(args)
+
+    async def work(client: Redis, keys: Keys) -> int:
+        outcomes = await deadletters.retry(
+            client, keys, ids, force=args.force, deadline_s=args.deadline
+        )
+        return deadletters.report(outcomes)
+
+    return _with_redis(args, work)
+
+
+def _dead_letters_drop(args: argparse.Namespace) -> int:
+    from worker import deadletters
+
+    ids = _chosen(args)
+
+    async def work(client: Redis, keys: Keys) -> int:
+        return deadletters.report(await deadletters.drop(client, keys, ids))
+
+    return _with_redis(args, work)
+
+
+def _chosen(args: argparse.Namespace) -> list[str] | None:
+    """The dead-letter IDs given, or None for --all."""
+    if args.all == bool(args.ids):
+        raise ConfigError("give dead-letter IDs or --all (not both)")
+    return None if args.all else list(args.ids)
 
 
 def _halt(args: argparse.Namespace) -> int:
@@ -359,6 +534,27 @@ def _contract(args: argparse.Namespace) -> int:
             found = await store.load(symbol)
             print(msgspec.json.encode(found).decode() if found else f"{symbol}: not resolved yet")
         return 0
+
+    return _with_redis(args, work)
+
+
+def _health(args: argparse.Namespace) -> int:
+    from worker import status
+
+    async def work(client: Redis, keys: Keys) -> int:
+        workers = (await status.gather(client, keys)).workers
+        if args.name:
+            checked = [w for w in workers if w.name == args.name]
+        elif args.all:
+            checked = workers
+        else:
+            checked = [w for w in workers if w.host == socket.gethostname()]
+        for worker in checked:
+            verdict = "healthy" if worker.healthy else f"UNHEALTHY: {worker.problem}"
+            print(f"{worker.name}: {verdict}")
+        if not checked:
+            print("no live worker to check", file=sys.stderr)
+        return 0 if checked and all(w.healthy for w in checked) else 1
 
     return _with_redis(args, work)
 

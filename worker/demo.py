@@ -20,6 +20,7 @@ from pathlib import Path
 from producer.client import OrderClient
 from producer.contract import OrderResult
 from producer.errors import OrderError
+from worker.progress import Progress
 from worker.stack import Process, RedisServer, start_simulator, start_worker, worker_env
 
 ACCOUNT = 12345678
@@ -120,6 +121,7 @@ def run_demo(*, orders: int, workers: int, redis_url: str | None, logs: Path | N
 async def _burst(redis_url: str, orders: int, tally: Tally, say: Callable[[str], None]) -> None:
     async with OrderClient(redis_url, account_id=ACCOUNT, timeout=10.0) as client:
         say(f"placing {orders} bracketed market orders, 10 at a time")
+        bar = Progress(orders, "  placed")
         placed: list[OrderResult] = []
         for wave in range(0, orders, 10):
             calls = []
@@ -139,7 +141,7 @@ async def _burst(redis_url: str, orders: int, tally: Tally, say: Callable[[str],
                     )
                 )
             placed += [r for r in await asyncio.gather(*calls) if r is not None]
-            _progress(min(wave + 10, orders), orders)
+            bar.update(min(wave + 10, orders))
 
         say("resting limits: place, modify, cancel")
         limits = []
@@ -206,18 +208,6 @@ async def _burst(redis_url: str, orders: int, tally: Tally, say: Callable[[str],
         await tally.timed(
             "quantity 0 (refused before enqueue)", client.place_order("MNQ", "BUY", 0)
         )
-
-
-def _progress(done: int, total: int) -> None:
-    width = 30
-    filled = width * done // total
-    end = "\n" if done >= total else ""
-    print(
-        f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total}",
-        end=end,
-        file=sys.stderr,
-        flush=True,
-    )
 
 
 def _say(text: str) -> None:

@@ -1,0 +1,306 @@
+"""``order-worker dead-letters list|retry|drop``: look at and deal with the dead-letter stream.
+
+Each entry of ``<prefix>:dead`` has the fields ``entry`` (the intents-stream entry that
+died) and ``record`` (a JSON ``DeadLetter``: why, how often it was delivered, its history
+and the entry's original fields). ``retry`` puts the original intent back on the intents
+stream as a new entry; ``drop`` deletes dead letters.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Final, TextIO
+
+import msgspec
+from redis.asyncio import Redis
+
+# The producer's own lifetime for an order's queue, so a retried follow-up's agrees with it.
+from producer.contract import (
+    ENCODER,
+    Intent,
+    ModifyOrder,
+    PlaceOrder,
+    decode_result,
+    encode_intent,
+)
+from producer.keys import ORDER_QUEUE_TTL_S, Keys
+from worker.executor import Malformed, decode_entry
+from worker.ledger import DeadLetter
+from worker.status import duration, table, utc_time
+
+_PAGE: Final = 500
+_ENTRY_ID: Final = re.compile(r"\d+-\d+")
+
+# One atomic step, so two operators retrying the same dead letter at once add it once,
+# and the stored-result check cannot race the re-add. A follow-up (modify, cancel) joins
+# its order's queue as the producer's own submit does, so it keeps its turn among them.
+_RETRY: Final = """
+if #redis.call('XRANGE', KEYS[2], ARGV[1], ARGV[1]) == 0 then return {'gone', ''} end
+if ARGV[4] == '1' then
+  redis.call('DEL', KEYS[3])
+else
+  local stored = redis.call('GET', KEYS[3])
+  if stored then return {'answered', stored} end
+end
+local id = redis.call('XADD', KEYS[1], '*', 'v', ARGV[2], 'd', ARGV[3])
+if ARGV[5] == '1' then
+  redis.call('RPUSH', KEYS[4], id)
+  redis.call('EXPIRE', KEYS[4], ARGV[6])
+end
+redis.call('XDEL', KEYS[2], ARGV[1])
+return {'ok', id}
+"""
+
+
+class ListedDeadLetter(DeadLetter, kw_only=True, frozen=True):
+    """A dead letter with its own ID in the dead-letter stream (the ``--json`` line)."""
+
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one dead letter asked to be retried or dropped."""
+
+    id: str
+    done: bool
+    message: str
+
+
+async def read(redis: Redis, keys: Keys, *, limit: int | None = None) -> list[ListedDeadLetter]:
+    """The dead letters, oldest first (at most ``limit``)."""
+    found: list[ListedDeadLetter] = []
+    async for letter in _scan(redis, keys):
+        if limit is not None and len(found) >= limit:
+            break
+        found.append(letter)
+    return found
+
+
+async def list_command(
+    redis: Redis, keys: Keys, *, limit: int, as_json: bool, out: TextIO | None = None
+) -> int:
+    """Print the dead letters: a table, or one JSON object per line."""
+    out = out if out is not None else sys.stdout
+    letters = await read(redis, keys, limit=limit)
+    total = await redis.xlen(keys.dead_letters)
+    if as_json:
+        for letter in letters:
+            print(ENCODER.encode(letter).decode(), file=out)
+        return 0
+    if not letters:
+        print(f"{keys.dead_letters}: no dead letters", file=out)
+        return 0
+    rows = [("id", "dead since", "request", "kind", "deliveries", "reason")]
+    rows += [
+        (
+            letter.id,
+            utc_time(letter.at) if letter.at else "?",
+            letter.request_id or "-",
+            _describe(_decode(letter, keys)),
+            str(letter.deliveries),
+            _shorten(letter.reason, 80),
+        )
+        for letter in letters
+    ]
+    for line in table(rows):
+        print(line, file=out)
+    more = total - len(letters)
+    if more > 0:
+        print(f"({more} more not shown; use --limit)", file=out)
+    return 0
+
+
+async def retry(
+    redis: Redis,
+    keys: Keys,
+    ids: Sequence[str] | None,
+    *,
+    force: bool = False,
+    deadline_s: float | None = None,
+) -> list[Outcome]:
+    """Put dead letters' intents back on the intents stream as new entries (``ids=None``:
+    all of them) and remove them from the dead-letter stream.
+
+    Refused, and left where they are: an entry that is not a valid intent (it would only
+    die again); one whose request already has a stored result, unless ``force`` (which
+    deletes that result); one whose deadline has passed, unless ``deadline_s`` gives it a
+    new one that many seconds from now (a worker answers an intent past its deadline
+    ``expired`` without sending it, and the dead letter would be gone).
+    """
+    script = redis.register_script(_RETRY)
+    outcomes: list[Outcome] = []
+    async for letter in _select(redis, keys, ids, outcomes):
+        intent = _decode(letter, keys)
+        if isinstance(intent, Malformed):
+            outcomes.append(
+                Outcome(
+                    letter.id,
+                    False,
+                    f"{letter.id}: not retried: {_shorten(intent.reason, 120)}; retrying "
+                    "would only dead-letter it again, so drop it",
+                )
+            )
+            continue
+        what = f"{letter.id}: request {intent.request_id} ({_describe(intent)})"
+        now = int(time.time() * 1000)
+        # Everything that stands in the way is said at once, not one flag per attempt.
+        refusals = []
+        if not force and (stored := await redis.get(keys.result(intent.request_id))):
+            refusals.append(_answered(stored) + "; --force deletes that result")
+        if deadline_s is None and intent.deadline <= now:
+            refusals.append(
+                f"its deadline passed {duration(now - intent.deadline)} ago, so a worker would "
+                "answer it expired without sending it; --deadline SECONDS gives it a new one"
+            )
+        if refusals:
+            outcomes.append(
+                Outcome(letter.id, False, f"{what}: not retried: {'; '.join(refusals)}")
+            )
+            continue
+        if deadline_s is None:
+            fields = _raw(letter)  # exactly the fields it had
+        else:
+            intent = msgspec.structs.replace(intent, deadline=now + int(deadline_s * 1000))
+            fields = encode_intent(intent)
+        queue = (
+            None
+            if isinstance(intent, PlaceOrder)
+            else keys.order_queue(intent.account_id, intent.order_id)
+        )
+        result_key = keys.result(intent.request_id)
+        state, detail = await script(
+            keys=[keys.intents, keys.dead_letters, result_key, queue or keys.intents],
+            args=[
+                letter.id,
+                fields[b"v"],
+                fields[b"d"],
+                "1" if force else "0",
+                "0" if queue is None else "1",
+                ORDER_QUEUE_TTL_S,
+            ],
+        )
+        if state == b"gone":
+            outcomes.append(Outcome(letter.id, False, f"{letter.id}: not found (already gone)"))
+        elif state == b"answered":
+            # Answered between the check above and now.
+            message = f"{what}: not retried: {_answered(detail)}; --force deletes that result"
+            outcomes.append(Outcome(letter.id, False, message))
+        else:
+            outcomes.append(
+                Outcome(letter.id, True, f"{what} retried as intents entry {detail.decode()}")
+            )
+    return outcomes
+
+
+async def drop(redis: Redis, keys: Keys, ids: Sequence[str] | None) -> list[Outcome]:
+    """Delete dead letters (``ids=None``: all of them, as read now; later arrivals stay)."""
+    outcomes: list[Outcome] = []
+    async for letter in _select(redis, keys, ids, outcomes):
+        # XDEL answers 0 when another operator dropped or retried it in the meantime.
+        if await redis.xdel(keys.dead_letters, letter.id):
+            what = f"request {letter.request_id}" if letter.request_id else "no request ID"
+            outcomes.append(
+                Outcome(
+                    letter.id, True, f"dropped {letter.id} ({what}: {_shorten(letter.reason, 80)})"
+                )
+            )
+        else:
+            outcomes.append(Outcome(letter.id, False, f"{letter.id}: not found (already gone)"))
+    return outcomes
+
+
+def report(outcomes: list[Outcome], *, out: TextIO | None = None) -> int:
+    """Print outcomes (refusals on stderr); 0 if every one was done, 1 otherwise."""
+    for outcome in outcomes:
+        print(outcome.message, file=(out or sys.stdout) if outcome.done else sys.stderr)
+    if not outcomes:
+        print("no dead letters", file=out or sys.stdout)
+    return 0 if all(outcome.done for outcome in outcomes) else 1
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+async def _scan(redis: Redis, keys: Keys) -> AsyncIterator[ListedDeadLetter]:
+    cursor = "-"
+    while True:
+        page = await redis.xrange(keys.dead_letters, min=cursor, max="+", count=_PAGE)
+        for entry_id, fields in page:
+            yield _listed(entry_id.decode(), fields)
+        if len(page) < _PAGE:
+            return
+        cursor = "(" + page[-1][0].decode()
+
+
+async def _select(
+    redis: Redis, keys: Keys, ids: Sequence[str] | None, outcomes: list[Outcome]
+) -> AsyncIterator[ListedDeadLetter]:
+    """The dead letters asked for; one not found becomes a refused outcome."""
+    if ids is None:
+        # Read the whole list first: retrying removes entries while we would be paging.
+        for letter in [letter async for letter in _scan(redis, keys)]:
+            yield letter
+        return
+    for entry_id in ids:
+        if not _ENTRY_ID.fullmatch(entry_id):
+            outcomes.append(
+                Outcome(
+                    entry_id, False, f"{entry_id}: not a stream entry ID (like 1712345678901-0)"
+                )
+            )
+            continue
+        found = await redis.xrange(keys.dead_letters, min=entry_id, max=entry_id)
+        if not found:
+            outcomes.append(Outcome(entry_id, False, f"{entry_id}: not in {keys.dead_letters}"))
+            continue
+        yield _listed(entry_id, found[0][1])
+
+
+def _listed(entry_id: str, fields: dict[bytes, bytes]) -> ListedDeadLetter:
+    try:
+        letter = msgspec.json.decode(fields.get(b"record", b""), type=DeadLetter)
+    except msgspec.DecodeError as error:
+        # Written by hand or by another version: still listed, so it can be dropped.
+        entry = fields.get(b"entry", b"?").decode(errors="replace")
+        return ListedDeadLetter(id=entry_id, entry_id=entry, reason=f"unreadable record: {error}")
+    return ListedDeadLetter(id=entry_id, **msgspec.structs.asdict(letter))
+
+
+# --- text --------------------------------------------------------------------------------
+
+
+def _describe(intent: Intent | Malformed) -> str:
+    """``place MNQ BUY 1``, ``cancel 8812``: what the intent was, as far as it can be read."""
+    if isinstance(intent, Malformed):
+        return f"{intent.kind} (malformed)"
+    if isinstance(intent, PlaceOrder):
+        return f"place {intent.symbol} {intent.side} {intent.quantity}"
+    kind = "modify" if isinstance(intent, ModifyOrder) else "cancel"
+    return f"{kind} {intent.order_id}"
+
+
+def _raw(letter: DeadLetter) -> dict[bytes, bytes]:
+    return {key.encode(): value.encode() for key, value in letter.fields.items()}
+
+
+def _answered(stored: bytes) -> str:
+    try:
+        result = decode_result(stored)
+    except msgspec.DecodeError:
+        return "it already has a stored result"
+    answer = result.status + (f"/{result.error_code}" if result.error_code else "")
+    return f"it already has a result ({answer}), which its producer was sent"
+
+
+def _decode(letter: DeadLetter, keys: Keys) -> Intent | Malformed:
+    """The dead entry's intent, decoded exactly as a worker decodes it."""
+    return decode_entry(_raw(letter), keys)
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
