@@ -1,0 +1,464 @@
+"""The six scenarios of issue 5, each adding its figures and counts to ``Results``.
+
+Each scenario starts from a flushed Redis and a reset simulator, starts the processes it
+needs, lets its load generators warm up (their first rounds are not measured), and stops
+its processes at the end. Figures are reported as measured; nothing here judges them
+(``targets.py`` does, and only in the report).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+import redis
+
+from benchmarks import arq_baseline
+from benchmarks.harness import Bench, Sizes, progress
+from benchmarks.procs import LoadGen, cpu_seconds, rss_mb
+from benchmarks.report import Results
+from benchmarks.stats import difference
+from benchmarks.workload import KINDS
+from worker.stack import Process, spawn, wait_until
+
+_START_TIMEOUT_S: Final = 60.0
+_INTENT_WORDS: Final = {
+    "place": "place: market BUY 1 MNQ with stop-loss and take-profit brackets",
+    "modify": "modify: move a resting limit's price",
+    "cancel": "cancel: a resting limit",
+}
+_FLAT_MB: Final = 2.0
+_FLAT_SHARE: Final = 0.03
+
+
+def _ms(results: Results, key: str, stat: str = "p50") -> str:
+    """A figure's statistic for a progress line ("-" when it was not measured)."""
+    figure = results.figure(key)
+    value = None if figure is None else getattr(figure, stat)
+    return "-" if value is None else f"{value:.3f} ms"
+
+
+def _counts(samples: int, warmup: int) -> list[str]:
+    return ["--samples", str(samples), "--warmup", str(warmup)]
+
+
+def _timeout(count: int, per_item_s: float) -> float:
+    """A generous wall-clock limit for a load generator: start-up plus its work."""
+    return _START_TIMEOUT_S + count * per_item_s
+
+
+# --- 1. floor ---------------------------------------------------------------------------
+
+
+def floor(bench: Bench, sizes: Sizes, results: Results) -> str:
+    """A bare XADD → XREADGROUP → XADD+XACK → XREAD loop on the same Redis."""
+    bench.fresh()
+    url = bench.redis_url
+    responder = bench.loadgen(
+        "floor-responder", "benchmarks.floor", ["responder", "--redis-url", url]
+    )
+    responder.line(_START_TIMEOUT_S)
+    total = sizes.floor_samples + sizes.floor_warmup
+    answer = bench.loadgen(
+        "floor-requester",
+        "benchmarks.floor",
+        ["requester", "--redis-url", url, *_counts(sizes.floor_samples, sizes.floor_warmup)],
+    ).result(_timeout(total, 0.05))
+    results.count("1 floor").add(answer)
+    figure = results.latency(
+        "floor.rtt",
+        "1 floor",
+        "bare stream round trip, two processes: XADD → XREADGROUP BLOCK → XADD reply + XACK "
+        "(one pipeline) → XREAD BLOCK; redis.asyncio + hiredis on uvloop",
+        answer["samples"],
+    )
+    return f"p50 {_ms(results, figure.key)}, p99 {_ms(results, figure.key, 'p99')}"
+
+
+# --- 2-4. the same intents through ours, direct and arq ---------------------------------
+
+
+def _sequential(
+    results: Results, key: str, scenario: str, how: str, answer: dict[str, Any]
+) -> None:
+    results.count(scenario).add(answer)
+    for kind in KINDS:
+        results.latency(
+            f"{key}.{kind}",
+            scenario,
+            f"{how}, end to end at the caller; {_INTENT_WORDS[kind]}",
+            answer["latency_ms"][kind],
+        )
+
+
+def ours(bench: Bench, sizes: Sizes, results: Results) -> str:
+    """One producer, one intent at a time, one worker, simulator at zero latency."""
+    bench.fresh()
+    worker = bench.worker("bench-sequential")
+    rounds = sizes.sequential_samples + sizes.sequential_warmup
+    pids = {"worker": [worker.popen.pid], "redis": [bench.pids()["redis"]]}
+    before = _cpu(pids)
+    answer = bench.loadgen(
+        "ours",
+        "benchmarks.ours",
+        [
+            "--redis-url",
+            bench.redis_url,
+            *_counts(sizes.sequential_samples, sizes.sequential_warmup),
+        ],
+    ).result(_timeout(rounds * 4, 0.05))
+    after = _cpu(pids)
+    scenario = "2 ours, sequential"
+    _sequential(results, "ours", scenario, "OrderClient → Redis → 1 worker → simulator", answer)
+    for name in pids:
+        # How much of the queue's share is this process's own work, one intent at a time.
+        results.scalar(
+            f"ours.cpu_{name}",
+            scenario,
+            f"CPU (user+sys) of the {name} process per intent, one intent at a time "
+            "(every intent sent, set-up and warm-up included)",
+            (after[name] - before[name]) * 1e6 / max(1, answer["sent"]),
+            "µs",
+        )
+    for kind in KINDS:
+        total = answer["latency_ms"][kind]
+        broker = answer["broker_ms"].get(kind, [])
+        if len(broker) != len(total):
+            continue  # cannot pair them (should not happen: every result has broker_ms)
+        results.latency(
+            f"ours.broker.{kind}",
+            scenario,
+            f"time at the broker as the worker measured it (result.broker_ms); {kind}",
+            broker,
+        )
+        results.latency(
+            f"ours.queue.{kind}",
+            scenario,
+            f"the queue's share: end to end minus result.broker_ms, per intent; {kind}",
+            difference(total, broker),
+        )
+    return (
+        f"place p50 {_ms(results, 'ours.place')}, p95 {_ms(results, 'ours.place', 'p95')}; "
+        f"queue share p50 {_ms(results, 'ours.queue.place')}"
+    )
+
+
+def direct(bench: Bench, sizes: Sizes, results: Results) -> str:
+    """The same calls from one process on one persistent aiohttp session."""
+    bench.fresh()
+    rounds = sizes.sequential_samples + sizes.sequential_warmup
+    answer = bench.loadgen(
+        "direct",
+        "benchmarks.direct",
+        [
+            "--broker-url",
+            bench.broker_url,
+            *_counts(sizes.sequential_samples, sizes.sequential_warmup),
+        ],
+    ).result(_timeout(rounds * 4, 0.05))
+    _sequential(
+        results, "direct", "3 direct", "GatewayClient on one aiohttp session, no queue", answer
+    )
+    return f"place p50 {_ms(results, 'direct.place')}"
+
+
+def _arq_worker(bench: Bench, poll_delay: float | None) -> Process:
+    """arq's own Worker with the benchmark's settings, ready once its health key is set."""
+    argv = [sys.executable, "-m", "benchmarks.arq_baseline", "worker"]
+    argv += ["--redis-url", bench.redis_url, "--broker-url", bench.broker_url]
+    if poll_delay is not None:
+        argv += ["--poll-delay", str(poll_delay)]
+    name = "arq-worker" if poll_delay is None else f"arq-worker-{poll_delay:g}s"
+    process = spawn(name, argv, log_dir=bench.log_dir)
+    bench.workers.append(process)
+    client = redis.Redis.from_url(bench.redis_url)
+    try:
+        wait_until(lambda: client.exists(arq_baseline.HEALTH_KEY), name, _START_TIMEOUT_S, process)
+    finally:
+        client.close()
+    return process
+
+
+def arq(bench: Bench, sizes: Sizes, results: Results) -> str:
+    """arq as a plain job queue: default settings, then 1 ms polling."""
+    said = []
+    for key, label, poll, samples, warmup in (
+        ("arq_default", "default settings (0.5 s polls)", None, sizes.arq_default_samples,
+         sizes.arq_default_warmup),
+        ("arq_1ms", "poll_delay 1 ms (worker and job.result)", 0.001, sizes.arq_fast_samples,
+         sizes.arq_fast_warmup),
+    ):  # fmt: skip
+        bench.fresh()
+        _arq_worker(bench, poll)
+        args = ["client", "--redis-url", bench.redis_url, *_counts(samples, warmup)]
+        if poll is not None:
+            args += ["--poll-delay", str(poll)]
+        per_intent = 1.5 if poll is None else 0.05
+        answer = bench.loadgen(key, "benchmarks.arq_baseline", args).result(
+            _timeout((samples + warmup) * 4, per_intent)
+        )
+        _sequential(results, key, f"4 arq, {label}", f"arq job, {label}", answer)
+        said.append(f"{key} place p50 {_ms(results, f'{key}.place')}")
+    bench.stop_all()
+    return "; ".join(said)
+
+
+# --- 5. throughput ----------------------------------------------------------------------
+
+
+def _producers(bench: Bench, label: str, count: int, args: list[str]) -> list[LoadGen]:
+    gens = [
+        bench.loadgen(f"producer-{label}-{i + 1}", "benchmarks.throughput", args)
+        for i in range(count)
+    ]
+    for gen in gens:
+        gen.line(_START_TIMEOUT_S)  # warmed up and ready
+    return gens
+
+
+def _cpu(pids: dict[str, list[int]]) -> dict[str, float]:
+    return {name: sum(cpu_seconds(pid) for pid in group) for name, group in pids.items()}
+
+
+def _point(
+    bench: Bench, sizes: Sizes, label: str, workers: list[Process], concurrency: int
+) -> dict[str, Any]:
+    """One throughput measurement: producers start together, run ``window_s``, drain."""
+    args = ["--redis-url", bench.redis_url, "--concurrency", str(concurrency)]
+    gens = _producers(bench, label, sizes.producers, [*args, "--duration", str(sizes.window_s)])
+    pids = {"worker": [w.popen.pid for w in workers]}
+    pids.update({name: [pid] for name, pid in bench.pids().items()})
+    before = _cpu(pids)
+    start_at = time.time() + 0.1
+    for gen in gens:
+        gen.send(f"go {start_at:.6f}")
+    answers = [gen.result(_timeout(0, 1.0) + sizes.window_s) for gen in gens]
+    after = _cpu(pids)
+    measured = sum(a["measured_answered"] for a in answers)
+    cpu_us = {name: (after[name] - before[name]) * 1e6 / max(1, measured) for name in after}
+    cpu_us["producers"] = sum(a["cpu_s"] for a in answers) * 1e6 / max(1, measured)
+    return {
+        "rate": sum(a["in_window"] for a in answers) / sizes.window_s,
+        "cpu_us": cpu_us,
+        "latency_ms": [x for a in answers for x in a["latency_ms"]],
+        "answers": answers,
+        "late_s": max(a["late_s"] for a in answers),
+    }
+
+
+def _record_point(
+    results: Results, key: str, scenario: str, setup: str, point: dict[str, Any]
+) -> None:
+    for answer in point["answers"]:
+        results.count(scenario).add(answer)
+    results.scalar(f"{key}.rate", scenario, f"intents/s completed, {setup}", point["rate"], "/s")
+    results.latency(
+        f"{key}.latency",
+        scenario,
+        f"end-to-end latency under that load (place), {setup}",
+        point["latency_ms"],
+        keep_samples=False,
+    )
+    for name, micros in point["cpu_us"].items():
+        results.scalar(
+            f"{key}.cpu_{name}",
+            scenario,
+            f"CPU (user+sys) of the {name} process(es) per intent, {setup}",
+            micros,
+            "µs",
+        )
+
+
+def throughput(bench: Bench, sizes: Sizes, results: Results) -> str:
+    """1 and 2 workers at zero broker latency; then in-flight bounds at 20 ms."""
+    said = []
+    scenario = "5 throughput"
+    load = f"{sizes.producers} producer processes × {sizes.concurrency} calls in flight"
+    for count in (1, 2):
+        bench.fresh()
+        workers = [bench.worker(f"bench-tput-{i + 1}") for i in range(count)]
+        point = _point(bench, sizes, f"w{count}", workers, sizes.concurrency)
+        setup = f"{count} worker(s), {load}, zero broker latency"
+        _record_point(results, f"throughput.workers{count}", scenario, setup, point)
+        results.curves.setdefault("throughput_vs_workers", []).append([count, point["rate"]])
+        worker_us = point["cpu_us"]["worker"]
+        if count == 1 and worker_us > 0:
+            results.scalar(
+                "throughput.workers1.ceiling",
+                scenario,
+                "one worker's CPU-bound ceiling: 1 / its CPU per intent (if it had a core "
+                "to itself)",
+                1e6 / worker_us,
+                "/s",
+            )
+        said.append(f"{count} worker(s) {point['rate']:,.0f}/s ({worker_us:.0f} µs CPU/intent)")
+    latency_s = sizes.broker_latency_ms / 1000
+    for bound in sizes.bounds:
+        bench.fresh()
+        bench.sim.faults(latency_ms=sizes.broker_latency_ms)
+        worker = bench.worker(f"bench-bound-{bound}", WORKER_MAX_IN_FLIGHT=str(bound))
+        # Twice the bound in flight, so the worker always has a full window to take.
+        concurrency = max(1, bound * 2 // sizes.producers)
+        point = _point(bench, sizes, f"b{bound}", [worker], concurrency)
+        ideal = bound / latency_s
+        setup = (
+            f"1 worker, WORKER_MAX_IN_FLIGHT={bound}, {sizes.producers} producers × "
+            f"{concurrency} in flight, broker latency {sizes.broker_latency_ms} ms"
+        )
+        _record_point(results, f"throughput.bound{bound}", scenario, setup, point)
+        results.scalar(
+            f"throughput.bound{bound}.ideal",
+            scenario,
+            f"bound / latency = {bound} / {latency_s:g} s",
+            ideal,
+            "/s",
+        )
+        results.scalar(
+            f"throughput.bound{bound}.share",
+            scenario,
+            f"measured / (bound / latency), bound {bound}",
+            point["rate"] / ideal,
+            "ratio",
+        )
+        results.curves.setdefault("throughput_vs_bound", []).append([bound, point["rate"], ideal])
+        said.append(f"bound {bound}: {point['rate'] / ideal:.0%}")
+    bench.sim.faults(latency_ms=0)
+    bench.stop_all()
+    return "; ".join(said)
+
+
+# --- 6. memory and soak -----------------------------------------------------------------
+
+
+def _sample_rss(
+    pid: int, every_s: float, running: Callable[[], bool], origin: float
+) -> list[list[float]]:
+    """RSS of ``pid`` every ``every_s`` seconds while ``running()``; ``[t, MiB]`` points."""
+    points = [[time.time() - origin, rss_mb(pid)]]
+    while running():
+        time.sleep(every_s)
+        points.append([time.time() - origin, rss_mb(pid)])
+    return points
+
+
+def _rss_figures(
+    results: Results, key: str, scenario: str, setup: str, points: list[list[float]]
+) -> None:
+    values = [p[1] for p in points]
+    results.scalar(
+        f"{key}.rss_start", scenario, f"worker RSS at the first sample, {setup}", values[0], "MB"
+    )
+    results.scalar(
+        f"{key}.rss_max", scenario, f"worker RSS, highest sample, {setup}", max(values), "MB"
+    )
+    results.scalar(
+        f"{key}.rss_end", scenario, f"worker RSS at the last sample, {setup}", values[-1], "MB"
+    )
+
+
+def soak(bench: Bench, sizes: Sizes, results: Results) -> str:
+    """RSS while draining a backlog; then RSS over a long run of intents."""
+    # The backlog: queued with no worker running, then one worker drains it.
+    bench.fresh()
+    scenario = "6 memory and soak"
+    gen = bench.loadgen(
+        "backlog",
+        "benchmarks.soak",
+        ["--redis-url", bench.redis_url, "--count", str(sizes.backlog)],
+    )
+    gen.line(_timeout(sizes.backlog, 0.01))  # all queued
+    origin = time.time()
+    worker = bench.worker("bench-backlog")
+    ready = time.time()
+    points = _sample_rss(worker.popen.pid, 0.05, lambda: not gen.done, origin)
+    answer = gen.result(_timeout(sizes.backlog, 0.01))
+    points.append([time.time() - origin, rss_mb(worker.popen.pid)])
+    results.count(scenario).add(answer)
+    setup = f"{sizes.backlog:,} intents queued before the worker started, sampled while it drained"
+    _rss_figures(results, "soak.backlog", scenario, setup, points)
+    results.scalar(
+        "soak.backlog.rate",
+        scenario,
+        "intents/s draining the backlog (from the worker's start to the last result; "
+        "approximate: the worker takes entries before it reports ready)",
+        sizes.backlog / max(1e-9, answer["finished"] - ready),
+        "/s",
+    )
+    results.curves["rss_backlog"] = points
+
+    # The soak: one worker, closed-loop producers, RSS sampled all along.
+    bench.fresh()
+    worker = bench.worker("bench-soak")
+    per_producer = sizes.soak // sizes.producers
+    args = ["--redis-url", bench.redis_url, "--concurrency", str(sizes.concurrency)]
+    gens = _producers(bench, "soak", sizes.producers, [*args, "--count", str(per_producer)])
+    start_at = time.time() + 0.1
+    for g in gens:
+        g.send(f"go {start_at:.6f}")
+    points = _sample_rss(
+        worker.popen.pid, sizes.soak_sample_s, lambda: not all(g.done for g in gens), start_at
+    )
+    answers = [g.result(_timeout(0, 1.0)) for g in gens]
+    elapsed = max(a["finished"] for a in answers) - start_at
+    for a in answers:
+        results.count(scenario).add(a)
+    sent = sum(a["measured_sent"] for a in answers)
+    setup = f"{sent:,} intents through one worker, sampled every {sizes.soak_sample_s:g} s"
+    _rss_figures(results, "soak.run", scenario, setup, points)
+    growth, flat = _growth(points)
+    results.scalar(
+        "soak.run.rss_growth",
+        scenario,
+        "RSS growth: mean of the last quarter of samples minus mean of the first quarter "
+        "(after the first 10 % of the run, the warm-up)",
+        growth,
+        "MB",
+    )
+    results.scalar(
+        "soak.run.flat",
+        scenario,
+        f"1 if that growth is within {_FLAT_MB:g} MB or {_FLAT_SHARE:.0%}, else 0",
+        1.0 if flat else 0.0,
+        "bool",
+    )
+    results.scalar("soak.run.rate", scenario, "intents/s over the soak", sent / elapsed, "/s")
+    results.curves["rss_soak"] = points
+    bench.stop_all()
+    backlog_max = max(p[1] for p in results.curves["rss_backlog"])
+    run_max = max(p[1] for p in points)
+    return (
+        f"backlog max RSS {backlog_max:.1f} MB; soak max {run_max:.1f} MB, "
+        f"growth {growth:+.1f} MB, {sent / elapsed:,.0f}/s"
+    )
+
+
+def _growth(points: list[list[float]]) -> tuple[float, bool]:
+    """RSS growth over a run, judged past its warm-up; and whether that is flat."""
+    end = points[-1][0]
+    settled = [p[1] for p in points if p[0] >= 0.1 * end] or [p[1] for p in points]
+    quarter = max(1, len(settled) // 4)
+    first = sum(settled[:quarter]) / quarter
+    last = sum(settled[-quarter:]) / quarter
+    growth = last - first
+    return growth, growth <= max(_FLAT_MB, _FLAT_SHARE * first)
+
+
+SCENARIOS: Final = (
+    ("floor", floor),
+    ("ours, sequential", ours),
+    ("direct", direct),
+    ("arq", arq),
+    ("throughput", throughput),
+    ("memory and soak", soak),
+)
+
+
+def run_all(bench: Bench, sizes: Sizes, results: Results) -> None:
+    """Every scenario in order, a progress line before and after each."""
+    for index, (name, scenario) in enumerate(SCENARIOS, start=1):
+        progress(f"{index}/{len(SCENARIOS)} {name}: starting")
+        started = time.monotonic()
+        summary = scenario(bench, sizes, results)
+        progress(f"{index}/{len(SCENARIOS)} {name}: {summary} ({time.monotonic() - started:.1f} s)")
