@@ -16,6 +16,7 @@ atomic step that stores its result and writes its reply.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -108,7 +109,13 @@ class Consumer:
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._running: dict[str, Running] = {}
         self._room = asyncio.Event()
+        # Entries read ahead, waiting for a slot: a slot that frees starts the next one at
+        # once instead of after another read from Redis. They are pending on this worker
+        # and kept alive with the running ones, so a crash loses none of them.
+        self._ready: collections.deque[Entry] = collections.deque()
+        self._read_ahead = max(1, max_in_flight // 4)
         self._loops: list[asyncio.Task[None]] = []
+        self._stopping = False
         self._keeper: asyncio.Task[None] | None = None
         self._started_at = int(time.time() * 1000)
         self.handled = 0
@@ -135,7 +142,12 @@ class Consumer:
         Entries still running after ``drain_timeout`` are cancelled and stay pending;
         another worker reclaims them, and looks each place up by its tag before sending.
         """
+        self._stopping = True
         await cancel_and_wait(self._loops)
+        if self._ready:
+            # Read but never started: left pending, for a restart or another worker.
+            log.info("%d entries read ahead stay pending for redelivery", len(self._ready))
+            self._ready.clear()
         pending = list(self._inflight.values())
         if pending:
             log.info("draining %d intents in flight (up to %.1f s)", len(pending), drain_timeout)
@@ -195,7 +207,7 @@ class Consumer:
         command = ("XREADGROUP", "GROUP", self._keys.group, self.name)
         tail = ("BLOCK", self._block_ms, "STREAMS", self._keys.intents, ">")
         while True:
-            room = self._max_in_flight - len(self._inflight)
+            room = self._max_in_flight + self._read_ahead - len(self._inflight) - len(self._ready)
             if room <= 0:
                 self._room.clear()
                 await self._room.wait()
@@ -220,7 +232,15 @@ class Consumer:
                 for entry_id, flat in entries:
                     # Fields come as a flat [name, value, ...] list.
                     fields = dict(zip(flat[::2], flat[1::2], strict=True)) if flat else {}
-                    self._dispatch(Entry(entry_id.decode(), fields))
+                    self._admit(Entry(entry_id.decode(), fields))
+
+    def _admit(self, entry: Entry) -> None:
+        """Run a fresh entry now if the in-flight bound allows, else queue it for a slot."""
+        if len(self._inflight) < self._max_in_flight:
+            self._dispatch(entry)
+        else:
+            self._ready.append(entry)
+            self._running[entry.entry_id] = Running(entry.entry_id, "", "")
 
     def _dispatch(self, entry: Entry, *, give_up: str | None = None) -> asyncio.Task[None] | None:
         if entry.entry_id in self._inflight:
@@ -239,6 +259,8 @@ class Consumer:
         def done(_: asyncio.Task[None]) -> None:
             self._inflight.pop(entry.entry_id, None)
             self._running.pop(entry.entry_id, None)
+            if self._ready and not self._stopping:
+                self._dispatch(self._ready.popleft())
             self._observer.in_flight(len(self._inflight))
             self._room.set()
 
