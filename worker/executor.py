@@ -69,6 +69,20 @@ _STATES: Final[dict[int, OrderState]] = {
     OrderStatus.REJECTED: "rejected",
 }
 _LIVE: Final = (OrderStatus.OPEN, OrderStatus.PENDING)
+# Claims that end an intent without running it: (status, code, message).
+_REFUSALS: Final[dict[str, tuple[Status, str, str]]] = {
+    "wait": (
+        "expired",
+        "deadline_passed",
+        "expired waiting for an earlier modify or cancel of the same order",
+    ),
+    "throttle": (
+        "expired",
+        "rate_budget",
+        "the fleet's rate budget had no room for it before its deadline; not sent",
+    ),
+    "halted": ("rejected", "halted", "new orders are halted ({reason}); not sent"),
+}
 
 
 class Unresolved(Exception):
@@ -233,32 +247,16 @@ class Executor:
         except Unresolved as error:
             await self._ledger.note_error(intent.request_id, str(error))
             raise
-        if claim.state == "wait":
+        refusal = _REFUSALS.get(claim.state)
+        if refusal is not None:
+            status, code, message = refusal
             result = self._result(
                 intent,
                 picked,
                 None,
-                "expired",
-                error_code="deadline_passed",
-                message="expired waiting for an earlier modify or cancel of the same order",
-            )
-        elif claim.state == "throttle":
-            result = self._result(
-                intent,
-                picked,
-                None,
-                "expired",
-                error_code="rate_budget",
-                message="the fleet's rate budget had no room for it before its deadline; not sent",
-            )
-        elif claim.state == "halted":
-            result = self._result(
-                intent,
-                picked,
-                None,
-                "rejected",
-                error_code="halted",
-                message=f"new orders are halted ({claim.halt_reason}); not sent",
+                status,
+                error_code=code,
+                message=message.format(reason=claim.halt_reason),
             )
         elif claim.stored is not None:
             # Already executed (a repeated request ID, or another worker finished it):
@@ -326,28 +324,15 @@ class Executor:
         result = self._result(
             intent, picked, stats, "failed", error_code="dead_lettered", message=message
         )
-        record = DeadLetter(
-            entry_id=entry.entry_id,
-            reason=reason,
+        await self._dead_letter(
+            entry,
+            result,
+            reason,
+            reply_to=intent.reply_to,
             request_id=intent.request_id,
-            deliveries=entry.deliveries,
+            queue=order_queue(intent, self._keys),
             history=history,
-            fields=readable_fields(entry.fields),
-            at=self._now_ms(),
         )
-        queue = order_queue(intent, self._keys)
-        await self._write(
-            lambda: self._ledger.finish(
-                result,
-                entry_id=entry.entry_id,
-                reply_to=intent.reply_to,
-                order_queue=queue,
-                dead_letter=record,
-            )
-        )
-        self._observer.intent_finished(result)
-        self._observer.dead_lettered(reason)
-        log.warning("entry %s (%s) dead-lettered: %s", entry.entry_id, intent.request_id, reason)
 
     async def _take(self, intent: Intent, entry_id: str | None, queue: str | None) -> Claim:
         """The claim once it is ours, done or halted; or wait/throttle once the intent's
@@ -724,11 +709,30 @@ class Executor:
             finished_at=self._now_ms(),
             worker=self._config.worker_name,
         )
+        # Not stored: the request ID of an entry that did not decode cannot be trusted.
+        await self._dead_letter(
+            entry, result, bad.reason, reply_to=bad.reply_to, request_id=bad.request_id, store=False
+        )
+
+    async def _dead_letter(
+        self,
+        entry: Entry,
+        result: OrderResult,
+        reason: str,
+        *,
+        reply_to: str | None,
+        request_id: str | None,
+        queue: str | None = None,
+        history: list[str] | None = None,
+        store: bool = True,
+    ) -> None:
+        """Answer an entry's producer and move the entry to the dead-letter stream."""
         record = DeadLetter(
             entry_id=entry.entry_id,
-            reason=bad.reason,
-            request_id=bad.request_id,
+            reason=reason,
+            request_id=request_id,
             deliveries=entry.deliveries,
+            history=history or [],
             fields=readable_fields(entry.fields),
             at=self._now_ms(),
         )
@@ -736,14 +740,15 @@ class Executor:
             lambda: self._ledger.finish(
                 result,
                 entry_id=entry.entry_id,
-                reply_to=bad.reply_to,
+                reply_to=reply_to,
+                order_queue=queue,
                 dead_letter=record,
-                store=False,
+                store=store,
             )
         )
         self._observer.intent_finished(result)
-        self._observer.dead_lettered(bad.reason)
-        log.warning("entry %s dead-lettered: %s", entry.entry_id, bad.reason)
+        self._observer.dead_lettered(reason)
+        log.warning("entry %s (%s) dead-lettered: %s", entry.entry_id, request_id, reason)
 
     async def _write(self, finish: Callable[[], Awaitable[bool]]) -> bool:
         """The finish step, retried through a short Redis outage; False if the entry was
