@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 
 import msgspec
@@ -187,3 +188,25 @@ async def test_cancelling_twice_is_accepted_both_times(order_client: OrderClient
     assert (first.status, second.status) == ("accepted", "accepted")
     assert second.order_state == "cancelled"
     assert second.message == "already cancelled"
+
+
+async def test_arqs_own_command_line_runs_a_worker_too(
+    redis_server: RedisServer, broker_sim: BrokerSim, clean_stack: None, tmp_path: object
+) -> None:
+    """`arq worker.WorkerSettings` reads the same environment as `order-worker run`."""
+    import shutil
+    from pathlib import Path
+
+    from worker.stack import start_worker, worker_env
+
+    arq = shutil.which("arq", path=str(Path(sys.executable).parent))
+    assert arq is not None
+    env = worker_env(redis_server.url, broker_sim.url, "arq-cli-worker")
+    worker = start_worker(Path(str(tmp_path)), env, argv=[arq, "worker.WorkerSettings"])
+    try:
+        async with OrderClient(redis_server.url, account_id=DEMO_ACCOUNT) as client:
+            result = await client.place_order("MNQ", "BUY", 1)
+    finally:
+        assert worker.stop() == 0
+    assert result.status == "accepted"
+    assert result.worker == "arq-cli-worker"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -86,7 +87,15 @@ def test_submit_refuses_a_bad_order_before_enqueueing_it() -> None:
 
 
 def test_every_command_has_help() -> None:
-    for command in ([], ["run"], ["demo"], ["submit"], ["record"], ["replay"]):
+    from worker.cli import _parser
+
+    commands = next(
+        action.choices
+        for action in _parser()._actions
+        if isinstance(action, argparse._SubParsersAction)
+    )
+    assert {"run", "demo", "status", "health", "halt", "dead-letters"} <= set(commands)
+    for command in ([], *([name] for name in commands), ["dead-letters", "retry"]):
         done = run_cli(*command, "--help", redis_url="redis://127.0.0.1:1/0")
         assert done.returncode == 0, (command, done.stderr)
         assert "usage: order-worker" in done.stdout
