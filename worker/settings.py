@@ -156,6 +156,13 @@ class Settings:
             raise ConfigError(
                 f"PROJECTX_BASE_URL must be an http(s) URL, got {settings.base_url!r}"
             )
+        if settings.claim_idle_ms < settings.lease_ms:
+            # A running entry's idle time is reset with its lease, every third of it; a
+            # shorter idle limit would have live workers' entries reclaimed from under them.
+            raise ConfigError(
+                f"WORKER_CLAIM_IDLE_MS ({settings.claim_idle_ms}) must be at least "
+                f"WORKER_LEASE_MS ({settings.lease_ms})"
+            )
         return settings
 
     def require_credentials(self) -> None:

@@ -251,3 +251,8 @@ def test_repr_of_settings_hides_the_redis_password_and_the_api_key() -> None:
     assert "hunter2" not in shown
     assert API_KEY not in shown
     assert "redis://:***@10.0.0.1:6379/0" in shown
+
+
+def test_an_idle_limit_shorter_than_the_lease_is_refused() -> None:
+    with pytest.raises(ConfigError, match="WORKER_CLAIM_IDLE_MS"):
+        Settings.from_env({"WORKER_CLAIM_IDLE_MS": "1000", "WORKER_LEASE_MS": "5000"})
