@@ -15,6 +15,7 @@ import asyncio
 import dataclasses
 import gc
 import logging
+import signal
 import time
 from datetime import timedelta
 from typing import Any, Final
@@ -28,6 +29,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
+from producer.aio import cancel_and_wait
 from producer.contract import ENCODER, CancelOrder, PlaceOrder
 from producer.fastlane import FastLane
 from worker.broker.client import GatewayClient, make_session
@@ -62,6 +64,14 @@ class Worker(arq.worker.Worker):
     restart or a reset connection to Redis would end the process.
     ``order-worker run`` uses this class; plain ``arq worker.WorkerSettings`` uses arq's.
     """
+
+    def handle_sig(self, signum: signal.Signals) -> None:
+        super().handle_sig(signum)
+        # arq cancels its poll loop once; on Python 3.11 redis-py can absorb a cancel that
+        # lands inside its asyncio.timeout(0), and the worker would then never stop. Keep
+        # cancelling until the loop has really ended (producer.aio.cancel_and_wait).
+        if self.main_task is not None:
+            self._stopper = asyncio.ensure_future(cancel_and_wait([self.main_task]))
 
     async def _poll_iteration(self) -> None:
         try:

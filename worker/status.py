@@ -9,6 +9,8 @@ or again every few seconds with ``--watch``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -141,6 +143,13 @@ async def command(
     """
     out = out if out is not None else sys.stdout
     clear = watch is not None and not as_json and out.isatty()
+    stop = asyncio.Event()
+    if watch is not None:
+        # Ctrl-C ends a watch between refreshes. Left to asyncio.run it would cancel a
+        # Redis command mid-flight, and redis-py on Python 3.11 can absorb that cancel.
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
     snapshot: Status | str = await gather(redis, keys)
     while True:
         if clear:
@@ -153,7 +162,10 @@ async def command(
             print(render(snapshot, where=where, watch=watch), file=out, flush=True)
         if watch is None:
             return 0
-        await asyncio.sleep(watch)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), watch)
+        if stop.is_set():
+            return 0
         if not clear and not as_json:
             print(file=out)
         try:
