@@ -24,7 +24,7 @@ import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Final
+from typing import Any
 
 import msgspec
 import redis.exceptions
@@ -32,7 +32,7 @@ from redis.asyncio import Redis
 
 from producer.aio import cancel_and_wait
 from producer.backoff import Backoff
-from producer.fastlane import FastLane
+from producer.fastlane import REDIS_DOWN, FastLane
 from producer.keys import Keys
 from worker.executor import Entry, Executor
 from worker.health import Health
@@ -40,16 +40,6 @@ from worker.ledger import Ledger, Running
 from worker.observe import Observer
 
 log = logging.getLogger("worker.consumer")
-
-# Redis unreachable, or a connection lost under a command. uvloop reports a write to a
-# transport closed under it as RuntimeError ("the handler is closed") where asyncio raises
-# OSError; redis-py passes it through unconverted.
-_REDIS_DOWN: Final = (
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    OSError,
-    RuntimeError,
-)
 
 
 class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):
@@ -155,7 +145,7 @@ class Consumer:
             await cancel_and_wait(late)
         if self._keeper is not None:
             await cancel_and_wait([self._keeper])
-        with contextlib.suppress(*_REDIS_DOWN):
+        with contextlib.suppress(*REDIS_DOWN):
             await self._redis.delete(self._keys.worker(self.name))
         log.info("consumer %s stopped after %d intents", self.name, self.handled)
 
@@ -220,7 +210,7 @@ class Consumer:
                 log.warning("consumer group missing (Redis restarted empty?); creating it")
                 await self._ensure_group()
                 continue
-            except _REDIS_DOWN as error:
+            except REDIS_DOWN as error:
                 self._observer.redis_trouble("read")
                 delay = backoff.next()
                 log.warning("reading intents failed (%s); retrying in %.2f s", error, delay)
@@ -279,7 +269,7 @@ class Consumer:
                 entry.entry_id,
                 type(error).__name__,
                 error,
-                exc_info=not isinstance(error, _REDIS_DOWN),
+                exc_info=not isinstance(error, REDIS_DOWN),
             )
 
     # --- reclaiming -------------------------------------------------------------------
@@ -307,7 +297,7 @@ class Consumer:
                             break
                         continue
                     await self._run_reclaimed(entry)
-            except _REDIS_DOWN as error:
+            except REDIS_DOWN as error:
                 self._observer.redis_trouble("reclaim")
                 delay = backoff.next()
                 log.warning("reclaiming failed (%s); retrying in %.2f s", error, delay)
@@ -400,7 +390,7 @@ class Consumer:
                 await self._redis.set(
                     self._keys.worker(self.name), self._heartbeat(), px=self._heartbeat_ms
                 )
-            except _REDIS_DOWN as error:
+            except REDIS_DOWN as error:
                 self._observer.redis_trouble("keepalive")
                 log.warning("keepalive failed (%s)", error)
                 continue

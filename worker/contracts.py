@@ -12,15 +12,14 @@ import logging
 from typing import Final
 
 import msgspec
-import redis.exceptions
 from redis.asyncio import Redis
 
+from producer.fastlane import REDIS_DOWN
 from producer.keys import Keys
 from worker.broker.client import ContractInfo
 
 log = logging.getLogger("worker.contracts")
 
-_REDIS_DOWN: Final = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 _CONTRACT: Final = msgspec.json.Decoder(ContractInfo)
 
 
@@ -39,7 +38,7 @@ class SharedContracts:
         """The shared contract of a symbol, if any."""
         try:
             data = await self._redis.get(self._keys.contract(symbol))
-        except _REDIS_DOWN as error:
+        except REDIS_DOWN as error:
             log.warning("cannot read the shared contract of %s (%s)", symbol, error)
             return None
         if data is None:
@@ -55,7 +54,7 @@ class SharedContracts:
             await self._redis.set(
                 self._keys.contract(info.symbol), msgspec.json.encode(info), ex=self._ttl_s
             )
-        except _REDIS_DOWN as error:
+        except REDIS_DOWN as error:
             log.warning("cannot share the contract of %s (%s)", info.symbol, error)
 
     async def pin(self, info: ContractInfo) -> None:

@@ -21,15 +21,14 @@ from collections.abc import Awaitable, Callable
 from typing import Final
 
 import msgspec
-import redis.exceptions
 from redis.asyncio import Redis
 
+from producer.fastlane import REDIS_DOWN
 from producer.keys import Keys
 from worker.broker.client import Token
 
 log = logging.getLogger("worker.tokens")
 
-_REDIS_DOWN: Final = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 _TOKEN: Final = msgspec.json.Decoder(Token)
 
 
@@ -46,7 +45,7 @@ class SharedTokens:
         """The shared token, unless it is missing, unreadable or expired."""
         try:
             data = await self._redis.get(self._keys.token)
-        except _REDIS_DOWN as error:
+        except REDIS_DOWN as error:
             log.warning("cannot read the shared token (%s)", error)
             return None
         if data is None:
@@ -69,7 +68,7 @@ class SharedTokens:
                 locked = await self._redis.set(
                     self._keys.token_lock, self._owner, nx=True, px=self._lock_ms
                 )
-            except _REDIS_DOWN as error:
+            except REDIS_DOWN as error:
                 log.warning("cannot coordinate the token through Redis (%s); renewing alone", error)
                 return await obtain()
             if locked:
@@ -93,14 +92,14 @@ class SharedTokens:
                     msgspec.json.encode(token),
                     pxat=max(int(token.expires_at * 1000), int(time.time() * 1000) + 1),
                 )
-            except _REDIS_DOWN as error:
+            except REDIS_DOWN as error:
                 log.warning("cannot share the new token (%s)", error)
             return token
         finally:
             try:
                 if await self._redis.get(self._keys.token_lock) == self._owner.encode():
                     await self._redis.delete(self._keys.token_lock)
-            except _REDIS_DOWN:
+            except REDIS_DOWN:
                 pass  # it expires by itself
 
     async def _newer_than(self, stale: str | None) -> Token | None:
