@@ -23,8 +23,11 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
-from producer.aio import cancel_and_wait
-from producer.backoff import Backoff
+from ow_core.aio import cancel_and_wait
+from ow_core.backoff import Backoff
+from ow_core.fastlane import FastLane, Script
+from ow_core.keys import DEFAULT_PREFIX, ORDER_QUEUE_TTL_S, Keys
+from ow_core.redis_down import REDIS_ERRORS, is_redis_down
 from producer.contract import (
     DATA_FIELD,
     VERSION_BYTES,
@@ -38,8 +41,6 @@ from producer.contract import (
     encode_intent,
 )
 from producer.errors import ClientClosed, InvalidOrder, ResultTimeout
-from producer.fastlane import FastLane, Script
-from producer.keys import DEFAULT_PREFIX, ORDER_QUEUE_TTL_S, Keys
 from producer.replay import IntentLog
 from producer.validation import check_account_id, validate_intent
 
@@ -344,7 +345,9 @@ class OrderClient:
                 try:
                     await self._enqueue(intent, fields)
                     break
-                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                except REDIS_ERRORS as error:
+                    if not is_redis_down(error):
+                        raise
                     # Redis is restarting or unreachable: try again until the intent's
                     # deadline. A repeat is safe: a request ID that ends up twice on the
                     # stream is executed once and answered from its stored result.
@@ -458,7 +461,9 @@ class OrderClient:
                 if replies and time.monotonic() - trimmed > 1.0:
                     await lane.execute("XTRIM", self.reply_stream, "MINID", "~", last)
                     trimmed = time.monotonic()
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+            except REDIS_ERRORS as error:
+                if not is_redis_down(error):
+                    raise
                 delay = backoff.next()
                 log.warning("reading replies failed (%s); retrying in %.2f s", error, delay)
                 await asyncio.sleep(delay)

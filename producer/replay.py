@@ -15,9 +15,9 @@ from typing import IO, TYPE_CHECKING, Any, Final, cast
 import msgspec
 from redis.asyncio import Redis
 
+from ow_core.keys import Keys
 from producer.contract import DATA_FIELD, ENCODER, INTENT_DECODER, Intent, OrderResult
 from producer.errors import InvalidOrder
-from producer.keys import Keys
 
 if TYPE_CHECKING:
     from producer.client import OrderClient

@@ -29,9 +29,10 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
-from producer.aio import cancel_and_wait
+from ow_core.aio import cancel_and_wait
+from ow_core.fastlane import FastLane
+from ow_core.redis_down import REDIS_ERRORS, is_redis_down
 from producer.contract import ENCODER, CancelOrder, PlaceOrder
-from producer.fastlane import FastLane
 from worker.broker.client import GatewayClient, make_session
 from worker.broker.errors import BrokerError
 from worker.budget import RateBudget
@@ -69,14 +70,16 @@ class Worker(arq.worker.Worker):
         super().handle_sig(signum)
         # arq cancels its poll loop once; on Python 3.11 redis-py can absorb a cancel that
         # lands inside its asyncio.timeout(0), and the worker would then never stop. Keep
-        # cancelling until the loop has really ended (producer.aio.cancel_and_wait).
+        # cancelling until the loop has really ended (ow_core.aio.cancel_and_wait).
         if self.main_task is not None:
             self._stopper = asyncio.ensure_future(cancel_and_wait([self.main_task]))
 
     async def _poll_iteration(self) -> None:
         try:
             await super()._poll_iteration()
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as error:
+        except REDIS_ERRORS as error:
+            if not is_redis_down(error):
+                raise
             log.warning("arq poll failed (%s); polling again", error)
             await asyncio.sleep(0.5)
 

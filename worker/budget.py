@@ -20,7 +20,7 @@ from typing import Final, Literal
 
 from redis.asyncio import Redis
 
-from producer.keys import Keys
+from ow_core.keys import Keys
 from worker.broker.errors import BrokerRateLimited
 
 Priority = Literal["cancel", "modify", "place"]

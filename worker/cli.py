@@ -14,13 +14,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import msgspec
-import redis.exceptions
 from redis.asyncio import Redis
 
+from ow_core.keys import DEFAULT_PREFIX, Keys
+from ow_core.redis_down import REDIS_ERRORS, is_redis_down
 from producer.client import DEFAULT_REDIS_URL, OrderClient
 from producer.contract import Intent, OrderResult
 from producer.errors import OrderError
-from producer.keys import DEFAULT_PREFIX, Keys
 from producer.replay import read_intents, record_stream, replay
 from producer.validation import check_symbol
 from worker.broker.client import ContractInfo
@@ -42,7 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, OrderError) as error:
         print(f"order-worker: {error}", file=sys.stderr)
         return 2
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+    except REDIS_ERRORS as error:
+        if not is_redis_down(error):
+            raise
         where = mask_url(args.redis_url)
         print(f"order-worker: cannot reach Redis at {where}: {error}", file=sys.stderr)
         return 2

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 import os
 import signal
@@ -30,10 +29,11 @@ import msgspec
 import redis.exceptions
 from redis.asyncio import Redis
 
-from producer.aio import cancel_and_wait
-from producer.backoff import Backoff
-from producer.fastlane import REDIS_DOWN, FastLane
-from producer.keys import Keys
+from ow_core.aio import cancel_and_wait
+from ow_core.backoff import Backoff
+from ow_core.fastlane import FastLane
+from ow_core.keys import Keys
+from ow_core.redis_down import REDIS_ERRORS, is_redis_down
 from worker.executor import Entry, Executor
 from worker.health import Health
 from worker.ledger import Ledger, Running
@@ -145,8 +145,12 @@ class Consumer:
             await cancel_and_wait(late)
         if self._keeper is not None:
             await cancel_and_wait([self._keeper])
-        with contextlib.suppress(*REDIS_DOWN):
+        try:
             await self._redis.delete(self._keys.worker(self.name))
+        except REDIS_ERRORS as error:
+            if not is_redis_down(error):
+                raise
+            # The heartbeat expires by itself.
         log.info("consumer %s stopped after %d intents", self.name, self.handled)
 
     async def _claim_name(self) -> None:
@@ -186,7 +190,7 @@ class Consumer:
 
     async def _read_loop(self) -> None:
         backoff = Backoff(0.05, 2.0)
-        # The blocking read has a pipelined connection of its own (see producer.fastlane).
+        # The blocking read has a pipelined connection of its own (see ow_core.fastlane).
         lane = FastLane(self._redis_url, timeout=self._block_ms / 1000 + 5)
         try:
             await self._read(lane, backoff)
@@ -210,7 +214,9 @@ class Consumer:
                 log.warning("consumer group missing (Redis restarted empty?); creating it")
                 await self._ensure_group()
                 continue
-            except REDIS_DOWN as error:
+            except REDIS_ERRORS as error:
+                if not is_redis_down(error):
+                    raise
                 self._observer.redis_trouble("read")
                 delay = backoff.next()
                 log.warning("reading intents failed (%s); retrying in %.2f s", error, delay)
@@ -269,7 +275,7 @@ class Consumer:
                 entry.entry_id,
                 type(error).__name__,
                 error,
-                exc_info=not isinstance(error, REDIS_DOWN),
+                exc_info=not is_redis_down(error),
             )
 
     # --- reclaiming -------------------------------------------------------------------
@@ -297,7 +303,9 @@ class Consumer:
                             break
                         continue
                     await self._run_reclaimed(entry)
-            except REDIS_DOWN as error:
+            except REDIS_ERRORS as error:
+                if not is_redis_down(error):
+                    raise
                 self._observer.redis_trouble("reclaim")
                 delay = backoff.next()
                 log.warning("reclaiming failed (%s); retrying in %.2f s", error, delay)
@@ -390,7 +398,9 @@ class Consumer:
                 await self._redis.set(
                     self._keys.worker(self.name), self._heartbeat(), px=self._heartbeat_ms
                 )
-            except REDIS_DOWN as error:
+            except REDIS_ERRORS as error:
+                if not is_redis_down(error):
+                    raise
                 self._observer.redis_trouble("keepalive")
                 log.warning("keepalive failed (%s)", error)
                 continue

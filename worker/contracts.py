@@ -14,8 +14,8 @@ from typing import Final
 import msgspec
 from redis.asyncio import Redis
 
-from producer.fastlane import REDIS_DOWN
-from producer.keys import Keys
+from ow_core.keys import Keys
+from ow_core.redis_down import REDIS_ERRORS, is_redis_down
 from worker.broker.client import ContractInfo
 
 log = logging.getLogger("worker.contracts")
@@ -38,7 +38,9 @@ class SharedContracts:
         """The shared contract of a symbol, if any."""
         try:
             data = await self._redis.get(self._keys.contract(symbol))
-        except REDIS_DOWN as error:
+        except REDIS_ERRORS as error:
+            if not is_redis_down(error):
+                raise
             log.warning("cannot read the shared contract of %s (%s)", symbol, error)
             return None
         if data is None:
@@ -54,7 +56,9 @@ class SharedContracts:
             await self._redis.set(
                 self._keys.contract(info.symbol), msgspec.json.encode(info), ex=self._ttl_s
             )
-        except REDIS_DOWN as error:
+        except REDIS_ERRORS as error:
+            if not is_redis_down(error):
+                raise
             log.warning("cannot share the contract of %s (%s)", info.symbol, error)
 
     async def pin(self, info: ContractInfo) -> None:

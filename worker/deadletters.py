@@ -18,6 +18,8 @@ from typing import Final, TextIO
 import msgspec
 from redis.asyncio import Redis
 
+from ow_core.keys import ORDER_QUEUE_TTL_S, Keys
+
 # The producer's own lifetime for an order's queue, so a retried follow-up's agrees with it.
 from producer.contract import (
     ENCODER,
@@ -27,7 +29,6 @@ from producer.contract import (
     decode_result,
     encode_intent,
 )
-from producer.keys import ORDER_QUEUE_TTL_S, Keys
 from worker.executor import Malformed, decode_entry
 from worker.ledger import DeadLetter
 from worker.status import duration, table, utc_time

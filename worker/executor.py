@@ -23,9 +23,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 import msgspec
-import redis.exceptions
 
-from producer.backoff import Backoff
+from ow_core.backoff import Backoff
+from ow_core.keys import Keys
+from ow_core.redis_down import REDIS_ERRORS, is_redis_down
 from producer.contract import (
     DATA_FIELD,
     INTENT_DECODER,
@@ -40,7 +41,6 @@ from producer.contract import (
     Status,
 )
 from producer.errors import InvalidOrder, OrderError
-from producer.keys import Keys
 from producer.validation import validate_intent
 from worker.broker.client import CallStats, GatewayClient
 from worker.broker.errors import (
@@ -762,7 +762,9 @@ class Executor:
         for _ in range(12):
             try:
                 return await finish()
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+            except REDIS_ERRORS as error:
+                if not is_redis_down(error):
+                    raise
                 self._observer.redis_trouble("finish")
                 delay = backoff.next()
                 log.warning("cannot write a result (%s); retrying in %.2f s", error, delay)

@@ -14,7 +14,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from producer.keys import Keys
+from ow_core.keys import Keys
 
 log = logging.getLogger("worker.housekeeping")
 

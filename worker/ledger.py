@@ -29,9 +29,9 @@ from typing import Any, Final, Literal, cast
 import msgspec
 from redis.asyncio import Redis
 
+from ow_core.fastlane import FastLane, Script
+from ow_core.keys import Keys
 from producer.contract import VERSION_BYTES, OrderResult, encode_result
-from producer.fastlane import FastLane, Script
-from producer.keys import Keys
 from worker.budget import TAKE_LUA, Priority, RateLimit
 
 _CLAIM: Final = (

@@ -27,9 +27,9 @@ from typing import Final
 import msgspec
 from redis.asyncio import Redis
 
+from ow_core.keys import Keys
 from producer.contract import ModifyOrder, PlaceOrder
 from producer.errors import InvalidOrder
-from producer.keys import Keys
 from worker.broker.client import CallStats, GatewayClient
 from worker.broker.models import OrderSide
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field, fields
 from typing import Final, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from ow_core.keys import DEFAULT_PREFIX, Keys
 from producer.errors import OrderError
-from producer.keys import DEFAULT_PREFIX, Keys
 from worker.broker.retry import RetryPolicy
 from worker.budget import RateLimit
 from worker.risk import RiskConfig, RiskLimits

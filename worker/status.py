@@ -19,11 +19,10 @@ from typing import Any, Final, TextIO
 
 import msgspec
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from producer.keys import Keys
+from ow_core.keys import Keys
+from ow_core.redis_down import REDIS_ERRORS, is_redis_down
 from worker.consumer import Heartbeat
 from worker.ledger import HaltRecord
 
@@ -32,7 +31,6 @@ from worker.ledger import HaltRecord
 # enough to show which consumers hold stale work.
 _PENDING_SAMPLE: Final = 1000
 _CLEAR_SCREEN: Final = "\x1b[H\x1b[2J"
-_REDIS_DOWN: Final = (RedisConnectionError, RedisTimeoutError)
 
 
 class ConsumerState(msgspec.Struct, frozen=True, kw_only=True):
@@ -170,7 +168,9 @@ async def command(
             print(file=out)
         try:
             snapshot = await gather(redis, keys)
-        except _REDIS_DOWN as error:
+        except REDIS_ERRORS as error:
+            if not is_redis_down(error):
+                raise
             now = utc_time(int(time.time() * 1000))
             snapshot = f"{now}  Redis unreachable at {where}: {error} (trying every {watch:g} s)"
 

@@ -23,8 +23,8 @@ from typing import Final
 import msgspec
 from redis.asyncio import Redis
 
-from producer.fastlane import REDIS_DOWN
-from producer.keys import Keys
+from ow_core.keys import Keys
+from ow_core.redis_down import REDIS_ERRORS, is_redis_down
 from worker.broker.client import Token
 
 log = logging.getLogger("worker.tokens")
@@ -45,7 +45,9 @@ class SharedTokens:
         """The shared token, unless it is missing, unreadable or expired."""
         try:
             data = await self._redis.get(self._keys.token)
-        except REDIS_DOWN as error:
+        except REDIS_ERRORS as error:
+            if not is_redis_down(error):
+                raise
             log.warning("cannot read the shared token (%s)", error)
             return None
         if data is None:
@@ -68,7 +70,9 @@ class SharedTokens:
                 locked = await self._redis.set(
                     self._keys.token_lock, self._owner, nx=True, px=self._lock_ms
                 )
-            except REDIS_DOWN as error:
+            except REDIS_ERRORS as error:
+                if not is_redis_down(error):
+                    raise
                 log.warning("cannot coordinate the token through Redis (%s); renewing alone", error)
                 return await obtain()
             if locked:
@@ -92,15 +96,19 @@ class SharedTokens:
                     msgspec.json.encode(token),
                     pxat=max(int(token.expires_at * 1000), int(time.time() * 1000) + 1),
                 )
-            except REDIS_DOWN as error:
+            except REDIS_ERRORS as error:
+                if not is_redis_down(error):
+                    raise
                 log.warning("cannot share the new token (%s)", error)
             return token
         finally:
             try:
                 if await self._redis.get(self._keys.token_lock) == self._owner.encode():
                     await self._redis.delete(self._keys.token_lock)
-            except REDIS_DOWN:
-                pass  # it expires by itself
+            except REDIS_ERRORS as error:
+                if not is_redis_down(error):
+                    raise
+                # The lock expires by itself.
 
     async def _newer_than(self, stale: str | None) -> Token | None:
         token = await self.current()

@@ -13,8 +13,8 @@ from typing import Any
 
 import msgspec
 
+from ow_core.aio import cancel_and_wait
 from producer import OrderClient, OrderResult, ResultTimeout
-from producer.aio import cancel_and_wait
 from producer.contract import Intent, ModifyOrder, PlaceOrder, decode_result
 from worker.pytest_plugin import DEMO_ACCOUNT, BrokerSim
 from worker.stack import Process, RedisServer, start_simulator, start_worker, worker_env

@@ -13,8 +13,8 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ow_core.keys import Keys
 from producer import InvalidOrder, OrderClient
-from producer.keys import Keys
 from producer.validation import validate_intent
 from tests.faults.harness import Fleet
 from worker.executor import Malformed, decode_entry

@@ -12,7 +12,7 @@ import pytest
 import redis
 import redis.exceptions
 
-from producer.fastlane import FastLane, Script
+from ow_core.fastlane import FastLane, Script
 from worker.stack import RedisServer
 
 

@@ -9,7 +9,7 @@ import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
 
-from producer.keys import Keys
+from ow_core.keys import Keys
 from worker.broker.errors import BrokerRateLimited
 from worker.budget import RateBudget, RateLimit
 from worker.stack import RedisServer

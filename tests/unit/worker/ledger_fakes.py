@@ -12,8 +12,8 @@ from typing import Any
 import fakeredis
 import msgspec
 
+from ow_core.keys import Keys
 from producer.contract import OrderResult, decode_result
-from producer.keys import Keys
 from worker.broker.client import CallStats
 from worker.broker.models import Order, OrderStatus
 from worker.ledger import DeadLetter, Ledger

@@ -7,9 +7,9 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ow_core.keys import Keys
 from producer import InvalidOrder
 from producer.contract import PlaceOrder
-from producer.keys import Keys
 from producer.validation import validate_intent
 from worker.executor import Malformed, decode_entry
 

@@ -10,6 +10,7 @@ from typing import Any, cast
 
 import pytest
 
+from ow_core.keys import Keys
 from producer.contract import (
     DATA_FIELD,
     VERSION_FIELD,
@@ -20,7 +21,6 @@ from producer.contract import (
     PlaceOrder,
     encode_intent,
 )
-from producer.keys import Keys
 from tests.unit.worker.ledger_fakes import (
     WORKER,
     FakeBroker,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from producer.keys import Keys
+from ow_core.keys import Keys
 from tests.unit.worker.ledger_fakes import make_redis
 from worker.housekeeping import forget_idle_consumers, trim_floor, trim_intents
 

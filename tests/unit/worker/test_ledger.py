@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from ow_core.keys import Keys
 from producer.contract import CancelOrder, OrderResult, decode_result, encode_intent
-from producer.keys import Keys
 from tests.unit.worker.ledger_fakes import (
     WORKER,
     dead_letters,

@@ -28,15 +28,6 @@ import redis.exceptions
 
 Arg = str | bytes | int | float
 
-# Redis unreachable, or a connection lost under a command. uvloop reports a write to a
-# transport closed under it as RuntimeError ("the handler is closed") where asyncio raises
-# OSError; redis-py passes it through unconverted.
-REDIS_DOWN: Final = (
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    OSError,
-    RuntimeError,
-)
 _NOSCRIPT: Final = "NOSCRIPT"
 
 
