@@ -31,7 +31,8 @@ from arq.worker import Function
 from benchmarks.direct import DEMO_KEY, DEMO_USER, DirectDriver
 from benchmarks.procs import deliver, loadgen_parser, redis_option, run
 from benchmarks.workload import SYMBOL, Outcome, run_sequential, sequential_options
-from worker.broker.client import GatewayClient, make_session
+from worker.broker.client import GatewayClient
+from worker.broker.transport import make_session
 
 QUEUE: Final = "arq:queue"
 """arq's default queue name, used by both sides."""
@@ -50,8 +51,8 @@ async def startup(ctx: dict[str, Any]) -> None:
         username=DEMO_USER,
         api_key=DEMO_KEY,
     )
-    await broker.login()
-    await broker.resolve_contract(SYMBOL)
+    await broker.auth.login()
+    await broker.contracts.resolve(SYMBOL)
     ctx.update(session=session, driver=DirectDriver(broker))
 
 

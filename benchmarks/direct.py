@@ -25,8 +25,9 @@ from benchmarks.workload import (
     sequential_options,
 )
 from producer.client import new_request_id
-from worker.broker.client import CallStats, GatewayClient, make_session
+from worker.broker.client import GatewayClient
 from worker.broker.errors import BrokerError
+from worker.broker.transport import CallStats, make_session
 from worker.tags import broker_tag
 
 DEMO_USER = "demo"
@@ -108,8 +109,8 @@ async def measure(broker_url: str, samples: int, warmup: int) -> dict[str, Any]:
     """The sequential workload straight to the broker."""
     async with make_session() as session:
         broker = GatewayClient(session, broker_url, username=DEMO_USER, api_key=DEMO_KEY)
-        await broker.login()
-        await broker.resolve_contract(SYMBOL)
+        await broker.auth.login()
+        await broker.contracts.resolve(SYMBOL)
         return await run_sequential(DirectDriver(broker), samples, warmup)
 
 

@@ -33,8 +33,9 @@ from ow_core.aio import cancel_and_wait
 from ow_core.fastlane import FastLane
 from ow_core.redis_down import REDIS_ERRORS, is_redis_down
 from producer.contract import ENCODER, CancelOrder, PlaceOrder
-from worker.broker.client import GatewayClient, make_session
+from worker.broker.client import GatewayClient
 from worker.broker.errors import BrokerError
+from worker.broker.transport import make_session
 from worker.budget import RateBudget
 from worker.consumer import Consumer
 from worker.contracts import SharedContracts
@@ -203,9 +204,9 @@ async def warm_up(broker: GatewayClient, settings: Settings) -> None:
     (or expire by their deadlines), and the first one logs in.
     """
     try:
-        await broker.ensure_token()
+        await broker.auth.ensure_token()
         for symbol in settings.warm_symbols:
-            await broker.resolve_contract(symbol)
+            await broker.contracts.resolve(symbol)
     except BrokerError as error:
         log.warning("broker warm-up failed (%s); continuing", error)
 
@@ -251,7 +252,7 @@ async def renew_token(ctx: dict[str, Any]) -> None:
     """cron: renew the broker token ahead of its expiry, off the hot path (the fleet shares
     it, so one worker renews and the others pick the new one up)."""
     broker: GatewayClient = ctx["broker"]
-    await broker.ensure_token()
+    await broker.auth.ensure_token()
 
 
 async def housekeeping(ctx: dict[str, Any]) -> None:

@@ -23,7 +23,7 @@ from producer.contract import Intent, OrderResult
 from producer.errors import OrderError
 from producer.replay import read_intents, record_stream, replay
 from producer.validation import check_symbol
-from worker.broker.client import ContractInfo
+from worker.broker.models import ContractInfo
 from worker.contracts import SharedContracts
 from worker.ledger import HaltRecord
 from worker.progress import Progress

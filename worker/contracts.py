@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from ow_core.keys import Keys
 from ow_core.redis_down import REDIS_ERRORS, is_redis_down
-from worker.broker.client import ContractInfo
+from worker.broker.models import ContractInfo
 
 log = logging.getLogger("worker.contracts")
 
@@ -24,7 +24,7 @@ _CONTRACT: Final = msgspec.json.Decoder(ContractInfo)
 
 
 class SharedContracts:
-    """The fleet's contract store (``worker.broker.client.ContractStore``).
+    """The fleet's contract store (``worker.broker.contracts.ContractStore``).
 
     Redis trouble never stops an order: the client then searches the broker itself.
     """

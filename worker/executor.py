@@ -42,7 +42,7 @@ from producer.contract import (
 )
 from producer.errors import InvalidOrder, OrderError
 from producer.validation import validate_intent
-from worker.broker.client import CallStats, GatewayClient
+from worker.broker.client import GatewayClient
 from worker.broker.errors import (
     BrokerError,
     BrokerRateLimited,
@@ -51,6 +51,7 @@ from worker.broker.errors import (
 )
 from worker.broker.models import Order, OrderStatus
 from worker.broker.retry import RetryPolicy
+from worker.broker.transport import CallStats
 from worker.budget import Priority
 from worker.ledger import Claim, DeadLetter, Ledger
 from worker.observe import Observer

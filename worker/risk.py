@@ -30,8 +30,9 @@ from redis.asyncio import Redis
 from ow_core.keys import Keys
 from producer.contract import ModifyOrder, PlaceOrder
 from producer.errors import InvalidOrder
-from worker.broker.client import CallStats, GatewayClient
+from worker.broker.client import GatewayClient
 from worker.broker.models import OrderSide
+from worker.broker.transport import CallStats
 
 
 class RiskRejected(InvalidOrder):
@@ -185,7 +186,7 @@ class RiskGate:
 
     async def _reserve(self, intent: PlaceOrder, limit: int, stats: CallStats) -> Reservation:
         signed = intent.quantity if intent.side == "BUY" else -intent.quantity
-        contract = await self._broker.resolve_contract(intent.symbol, stats=stats)
+        contract = await self._broker.contracts.resolve(intent.symbol, stats=stats)
         key = self._keys.exposure(intent.account_id, contract.contract_id)
         # Reserve first, then look: two orders racing each other both see the other.
         in_flight = int(await self._redis.incrby(key, signed))

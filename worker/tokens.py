@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 
 from ow_core.keys import Keys
 from ow_core.redis_down import REDIS_ERRORS, is_redis_down
-from worker.broker.client import Token
+from worker.broker.models import Token
 
 log = logging.getLogger("worker.tokens")
 
@@ -33,7 +33,7 @@ _TOKEN: Final = msgspec.json.Decoder(Token)
 
 
 class SharedTokens:
-    """The fleet's token store (``worker.broker.client.TokenStore``)."""
+    """The fleet's token store (``worker.broker.auth.TokenStore``)."""
 
     def __init__(self, redis: Redis, keys: Keys, *, lock_ms: int = 10_000) -> None:
         self._redis = redis

@@ -1,4 +1,6 @@
-"""ProjectX Gateway wire types: msgspec Structs mirroring the gateway's JSON.
+"""ProjectX Gateway wire types: msgspec Structs mirroring the gateway's JSON, and the two
+values the worker keeps of what the gateway gave it (a session ``Token``, a symbol's
+``ContractInfo``).
 
 camelCase on the wire, snake_case in Python (``rename="camel"``). Field lists follow the
 gateway's Swagger spec and docs; see docs/gateway.md for sources. Enum-valued fields are
@@ -259,6 +261,50 @@ class SearchPositionResponse(Envelope, frozen=True, kw_only=True):
     """§6.1."""
 
     positions: list[Position] | None = None
+
+
+class ProblemDetails(msgspec.Struct, frozen=True):
+    """An ASP.NET problem body (HTTP 400, docs/gateway.md §1): only its title is shown,
+    never the values it may echo back."""
+
+    title: str | None = None
+
+
+class JwtClaims(msgspec.Struct, frozen=True):
+    """The one claim of a session token the worker reads: when it expires (epoch s)."""
+
+    exp: float | None = None
+
+
+# --- what the worker keeps ------------------------------------------------------------
+
+
+class Token(msgspec.Struct, frozen=True):
+    """A session token and its lifetime (epoch seconds)."""
+
+    value: str
+    issued_at: float
+    expires_at: float
+
+    def __repr__(self) -> str:
+        return f"Token(issued_at={self.issued_at!r}, expires_at={self.expires_at!r})"
+
+    def due(self, now: float, margin: float) -> bool:
+        """Whether to renew it now: within ``margin`` of its expiry, or half its lifetime
+        for short-lived tokens (so a renewal always comes before the expiry)."""
+        margin = min(margin, (self.expires_at - self.issued_at) / 2)
+        return now >= self.expires_at - margin
+
+
+class ContractInfo(msgspec.Struct, frozen=True):
+    """A symbol's contract as the worker uses it."""
+
+    symbol: str
+    contract_id: str
+    tick_size: float | None = None
+    tick_value: float | None = None
+    pinned: bool = False
+    """Set by hand (``set_contract_id`` or ``order-worker contract set``), not searched."""
 
 
 ENCODER: Final = msgspec.json.Encoder()

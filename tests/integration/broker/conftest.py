@@ -14,9 +14,10 @@ from typing import Any, Protocol
 import aiohttp
 import pytest
 
-from tests.integration.broker.helpers import API_KEY, USERNAME, RecordingSleep
-from worker.broker.client import GatewayClient, make_session
+from tests.integration.broker.helpers import API_KEY, CLOCKS, USERNAME, FakeClock, RecordingSleep
+from worker.broker.client import GatewayClient
 from worker.broker.retry import Sleep
+from worker.broker.transport import make_session
 from worker.pytest_plugin import BrokerSim
 from worker.stack import start_simulator
 
@@ -77,14 +78,19 @@ def make_client(
         sleep: Sleep | None = None,
         **options: Any,
     ) -> GatewayClient:
-        return GatewayClient(
+        clock = options.pop("clock", None) or FakeClock()
+        gateway = GatewayClient(
             http,
             url or broker_sim.url,
             username=username,
             api_key=api_key,
             sleep=shared_sleep if sleep is None else sleep,
+            clock=clock,
             **options,
         )
+        if isinstance(clock, FakeClock):
+            CLOCKS[gateway] = clock
+        return gateway
 
     return make
 
@@ -93,7 +99,7 @@ def make_client(
 async def client(make_client: MakeClient) -> GatewayClient:
     """A client logged in to the session simulator."""
     gateway = make_client()
-    await gateway.login()
+    await gateway.auth.login()
     return gateway
 
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
+import weakref
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from worker.broker.client import GatewayClient
+from worker.broker.transport import CallStats
 from worker.pytest_plugin import BrokerSim
 
 ACCOUNT = 12345678
@@ -32,6 +36,33 @@ SEARCH_OPEN = "/api/Order/searchOpen"
 LIMIT, MARKET, STOP = 1, 2, 4
 BID, ASK = 0, 1
 OPEN, FILLED, CANCELLED, REJECTED, PENDING = 1, 2, 3, 5, 6
+
+
+class FakeClock:
+    """Wall-clock time as the client sees it: real time plus an offset a test controls."""
+
+    def __init__(self, offset: float = 0.0) -> None:
+        self.offset = offset
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+DAY = 24 * 3600.0
+# The clock each client of the ``make_client`` fixture reads (so a test can move it on).
+CLOCKS: weakref.WeakKeyDictionary[GatewayClient, FakeClock] = weakref.WeakKeyDictionary()
+
+
+async def renew(client: GatewayClient, stats: CallStats | None = None) -> None:
+    """Renew the client's token as the worker's cron does once it is due: 23.5 hours on
+    (by the client's clock) the token is inside the renewal margin."""
+    clock = CLOCKS[client]
+    saved = clock.offset
+    clock.offset = saved + DAY - 1800
+    try:
+        await client.auth.ensure_token(stats)
+    finally:
+        clock.offset = saved
 
 
 class RecordingSleep:

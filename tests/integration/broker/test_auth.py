@@ -12,49 +12,42 @@ from tests.integration.broker.helpers import (
     ACCOUNT,
     ACCOUNTS,
     API_KEY,
+    DAY,
     LOGIN,
     PLACE,
     USERNAME,
     VALIDATE,
+    FakeClock,
     RecordingSleep,
     counts,
+    renew,
     sent_since,
 )
-from worker.broker.client import CallStats, GatewayClient, token_expiry
+from worker.broker.auth import token_expiry
+from worker.broker.client import GatewayClient
 from worker.broker.errors import BrokerAuthError
+from worker.broker.transport import CallStats
 from worker.pytest_plugin import BrokerSim
-
-DAY = 24 * 3600.0
-
-
-class FakeClock:
-    """Wall-clock time as the client sees it: real time plus an offset a test controls."""
-
-    def __init__(self, offset: float = 0.0) -> None:
-        self.offset = offset
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
 
 
 async def test_login_gets_a_session_token(make_client: MakeClient, broker_sim: BrokerSim) -> None:
     gateway = make_client()
     assert gateway.get_token() is None
-    assert gateway.token_expires_at == 0.0
+    assert gateway.auth.token_expires_at == 0.0
     before = counts(broker_sim)
     stats = CallStats()
 
-    await gateway.login(stats)
+    await gateway.auth.login(stats)
 
     token = gateway.get_token()
     assert token is not None
     assert token.count(".") == 2
-    assert gateway.logins == 1
+    assert gateway.auth.logins == 1
     assert stats.attempts == 1
     assert sent_since(broker_sim, before, LOGIN) == 1
     assert broker_sim.stats()["logins"] == 1
     # The expiry is read from the token: the simulator's tokens live the gateway's 24 h.
-    assert gateway.token_expires_at == pytest.approx(time.time() + DAY, abs=5)
+    assert gateway.auth.token_expires_at == pytest.approx(time.time() + DAY, abs=5)
 
 
 async def test_first_request_logs_in_by_itself(
@@ -66,12 +59,12 @@ async def test_first_request_logs_in_by_itself(
     accounts = await gateway.search_accounts(stats=stats)
 
     assert accounts
-    assert gateway.logins == 1
+    assert gateway.auth.logins == 1
     assert stats.attempts == 2  # the login, then the search
     assert gateway.get_token() is not None
     # Later requests reuse the token.
     await gateway.search_accounts()
-    assert gateway.logins == 1
+    assert gateway.auth.logins == 1
     assert broker_sim.stats()["logins"] == 1
 
 
@@ -81,10 +74,10 @@ async def test_renew_token_swaps_in_a_fresh_token(
     old = client.get_token()
     before = counts(broker_sim)
 
-    await client.renew_token()
+    await renew(client)
 
     assert client.get_token() not in (None, old)
-    assert client.logins == 1  # renewed by validate, not by a new login
+    assert client.auth.logins == 1  # renewed by validate, not by a new login
     assert sent_since(broker_sim, before, VALIDATE) == 1
     assert sent_since(broker_sim, before, LOGIN) == 0
     assert broker_sim.stats()["validations"] == 1
@@ -97,10 +90,10 @@ async def test_renew_token_without_a_token_logs_in(
     gateway = make_client()
     before = counts(broker_sim)
 
-    await gateway.renew_token()
+    await renew(gateway)
 
     assert gateway.get_token() is not None
-    assert gateway.logins == 1
+    assert gateway.auth.logins == 1
     assert sent_since(broker_sim, before, VALIDATE) == 0
 
 
@@ -109,7 +102,7 @@ async def test_a_token_close_to_expiry_is_renewed_before_the_request(
 ) -> None:
     clock = FakeClock()
     gateway = make_client(clock=clock, renew_margin=3600.0)
-    await gateway.login()
+    await gateway.auth.login()
     first = gateway.get_token()
     before = counts(broker_sim)
 
@@ -124,8 +117,8 @@ async def test_a_token_close_to_expiry_is_renewed_before_the_request(
     assert sent_since(broker_sim, before, VALIDATE) == 1
     assert stats.attempts == 2  # validate, then the search
     assert gateway.get_token() != first
-    assert gateway.logins == 1
-    assert gateway.token_expires_at == pytest.approx(time.time() + DAY, abs=5)
+    assert gateway.auth.logins == 1
+    assert gateway.auth.token_expires_at == pytest.approx(time.time() + DAY, abs=5)
 
 
 async def test_set_token_is_used_without_logging_in(
@@ -139,11 +132,11 @@ async def test_set_token_is_used_without_logging_in(
     other.set_token(token)
 
     assert other.get_token() == token
-    assert other.token_expires_at == token_expiry(token)
+    assert other.auth.token_expires_at == token_expiry(token)
     stats = CallStats()
     assert await other.search_accounts(stats=stats)
     assert stats.attempts == 1
-    assert other.logins == 0
+    assert other.auth.logins == 0
     assert sent_since(broker_sim, before, LOGIN) == 0
 
 
@@ -151,10 +144,10 @@ def test_set_token_takes_an_explicit_expiry(make_client: MakeClient) -> None:
     gateway = make_client()
     gateway.set_token("opaque-token-without-claims", expires_at=1_900_000_000.0)
     assert gateway.get_token() == "opaque-token-without-claims"
-    assert gateway.token_expires_at == 1_900_000_000.0
+    assert gateway.auth.token_expires_at == 1_900_000_000.0
     # A token with no readable expiry gets the configured lifetime.
     gateway.set_token("another-opaque-token")
-    assert gateway.token_expires_at == pytest.approx(time.time() + DAY, abs=5)
+    assert gateway.auth.token_expires_at == pytest.approx(time.time() + DAY, abs=5)
 
 
 async def test_401_means_one_relogin_and_one_retry(
@@ -167,7 +160,7 @@ async def test_401_means_one_relogin_and_one_retry(
     accounts = await client.search_accounts(stats=stats)
 
     assert accounts
-    assert client.logins == 2
+    assert client.auth.logins == 2
     assert client.get_token() != "bogus-token"
     assert stats.attempts == 3  # the refused search, the login, the search again
     assert sent_since(broker_sim, before, ACCOUNTS) == 2
@@ -178,7 +171,7 @@ async def test_401_means_one_relogin_and_one_retry(
 async def test_401_on_place_is_sent_again_once_and_places_one_order(
     client: GatewayClient, broker_sim: BrokerSim
 ) -> None:
-    await client.resolve_contract("MNQ")
+    await client.contracts.resolve("MNQ")
     client.set_token("bogus-token")
     before = counts(broker_sim)
 
@@ -189,7 +182,7 @@ async def test_401_on_place_is_sent_again_once_and_places_one_order(
     assert sent_since(broker_sim, before, PLACE) == 2
     placed = [o for o in broker_sim.orders() if o["customTag"] == "after-401"]
     assert [o["id"] for o in placed] == [order_id]
-    assert client.logins == 2
+    assert client.auth.logins == 2
 
 
 @pytest.mark.parametrize(
@@ -205,7 +198,7 @@ async def test_bad_credentials_raise_auth_error_after_one_attempt(
     stats = CallStats()
 
     with pytest.raises(BrokerAuthError) as raised:
-        await gateway.login(stats)
+        await gateway.auth.login(stats)
 
     assert raised.value.code == "broker_auth_failed"
     assert raised.value.endpoint == LOGIN
@@ -213,7 +206,7 @@ async def test_bad_credentials_raise_auth_error_after_one_attempt(
     assert stats.attempts == 1
     assert sent_since(auth_sim, before, LOGIN) == 1
     assert gateway.get_token() is None
-    assert gateway.logins == 0
+    assert gateway.auth.logins == 0
 
     # A request that needs the login fails the same way, without being sent or retried.
     stats = CallStats()
@@ -226,7 +219,7 @@ async def test_bad_credentials_raise_auth_error_after_one_attempt(
 async def test_right_credentials_log_in(make_client: MakeClient, auth_sim: BrokerSim) -> None:
     gateway = make_client(auth_sim.url)
     assert await gateway.search_accounts()
-    assert gateway.logins == 1
+    assert gateway.auth.logins == 1
 
 
 async def test_token_expired_at_the_broker_means_relogin_and_retry(
@@ -234,14 +227,14 @@ async def test_token_expired_at_the_broker_means_relogin_and_retry(
 ) -> None:
     # The client's clock lags, so it believes the token is still good: the broker says 401.
     gateway = make_client(short_ttl_sim.url, clock=FakeClock(-3600), renew_margin=0.0)
-    await gateway.login()
+    await gateway.auth.login()
     await asyncio.sleep(1.2)  # the token's real one-second lifetime runs out
     before = counts(short_ttl_sim)
     stats = CallStats()
 
     assert await gateway.search_accounts(stats=stats)
 
-    assert gateway.logins == 2
+    assert gateway.auth.logins == 2
     assert stats.attempts == 3
     assert sent_since(short_ttl_sim, before, ACCOUNTS) == 2
 
@@ -250,7 +243,7 @@ async def test_token_past_its_expiry_is_replaced_before_the_request(
     make_client: MakeClient, short_ttl_sim: BrokerSim
 ) -> None:
     gateway = make_client(short_ttl_sim.url, renew_margin=0.0)
-    await gateway.login()
+    await gateway.auth.login()
     expired = gateway.get_token()
     await asyncio.sleep(1.2)
     before = counts(short_ttl_sim)
@@ -264,7 +257,7 @@ async def test_token_past_its_expiry_is_replaced_before_the_request(
     assert sent_since(short_ttl_sim, before, LOGIN) == 1
     assert sent_since(short_ttl_sim, before, ACCOUNTS) == 1
     assert stats.attempts == 2
-    assert gateway.logins == 2
+    assert gateway.auth.logins == 2
     assert gateway.get_token() != expired
 
 
@@ -278,7 +271,7 @@ async def test_token_refused_right_after_a_fresh_login_raises_auth_error(
     with pytest.raises(BrokerAuthError, match="refused again right after a fresh login"):
         await gateway.search_accounts(stats=stats)
 
-    assert gateway.logins == 2  # the first login, then exactly one re-login
+    assert gateway.auth.logins == 2  # the first login, then exactly one re-login
     assert sent_since(dead_token_sim, before, ACCOUNTS) == 2  # never retried beyond that
     assert stats.attempts == 4
     assert sleep.waits == []
@@ -293,7 +286,7 @@ async def test_concurrent_first_requests_share_one_login(
     results = await asyncio.gather(*(gateway.search_accounts() for _ in range(8)))
 
     assert all(results)
-    assert gateway.logins == 1
+    assert gateway.auth.logins == 1
     assert sent_since(broker_sim, before, LOGIN) == 1
     assert sent_since(broker_sim, before, ACCOUNTS) == 8
 
@@ -307,6 +300,6 @@ async def test_concurrent_401s_share_one_relogin(
     results = await asyncio.gather(*(client.search_accounts() for _ in range(8)))
 
     assert all(results)
-    assert client.logins == 2  # the fixture's login and one re-login for all eight
+    assert client.auth.logins == 2  # the fixture's login and one re-login for all eight
     assert sent_since(broker_sim, before, LOGIN) == 1
     assert sent_since(broker_sim, before, ACCOUNTS) == 16  # each refused once, then sent again

@@ -15,8 +15,9 @@ from tests.integration.broker.helpers import (
     sent_since,
     sim_order,
 )
-from worker.broker.client import CallStats, GatewayClient
+from worker.broker.client import GatewayClient
 from worker.broker.errors import BrokerRejected
+from worker.broker.transport import CallStats
 from worker.pytest_plugin import BrokerSim
 
 
@@ -32,7 +33,7 @@ async def test_search_accounts_lists_the_broker_accounts(client: GatewayClient) 
 
 
 async def test_search_contracts_is_a_substring_search(client: GatewayClient) -> None:
-    found = {c.symbol_id: c for c in await client.search_contracts("NQ")}
+    found = {c.symbol_id: c for c in await client.contracts.search("NQ")}
     # "NQ" finds the micro too; each carries the gateway's tick arithmetic.
     assert {"F.US.MNQ", "F.US.ENQ"} <= set(found)
     assert found["F.US.ENQ"].id.startswith("CON.F.US.ENQ.")
@@ -44,13 +45,13 @@ async def test_search_contracts_is_a_substring_search(client: GatewayClient) -> 
 
 async def test_search_contracts_live_finds_nothing_like_topstepx(client: GatewayClient) -> None:
     # docs/gateway.md §4.1: the live search answers nothing, so the default is live=False.
-    assert await client.search_contracts("MNQ", live=True) == []
-    assert await client.search_contracts("MNQ")
+    assert await client.contracts.search("MNQ", live=True) == []
+    assert await client.contracts.search("MNQ")
 
 
 async def test_contract_by_id_round_trips(client: GatewayClient) -> None:
-    [mes] = [c for c in await client.search_contracts("MES") if c.symbol_id == "F.US.MES"]
-    contract = await client.contract_by_id(mes.id)
+    [mes] = [c for c in await client.contracts.search("MES") if c.symbol_id == "F.US.MES"]
+    contract = await client.contracts.by_id(mes.id)
     assert contract == mes
 
 
@@ -60,7 +61,7 @@ async def test_contract_by_unknown_id_is_rejected_once(
     before = counts(broker_sim)
     stats = CallStats()
     with pytest.raises(BrokerRejected) as raised:
-        await client.contract_by_id("CON.F.US.NOPE.Z99", stats=stats)
+        await client.contracts.by_id("CON.F.US.NOPE.Z99", stats=stats)
     assert raised.value.broker_code == 1  # ContractNotFound
     assert stats.attempts == 1
     assert sent_since(broker_sim, before, CONTRACT_BY_ID) == 1
@@ -81,7 +82,7 @@ async def test_resolve_contract_picks_the_symbol_not_a_lookalike(
     client: GatewayClient, symbol: str, root: str, tick_size: float, tick_value: float
 ) -> None:
     # "NQ" also matches MNQ (listed first) and "ES" matches MES: the name must match exactly.
-    info = await client.resolve_contract(symbol)
+    info = await client.contracts.resolve(symbol)
     assert info.symbol == symbol
     assert info.contract_id.startswith(f"CON.F.US.{root}.")
     assert (info.tick_size, info.tick_value) == (tick_size, tick_value)
@@ -89,11 +90,11 @@ async def test_resolve_contract_picks_the_symbol_not_a_lookalike(
 
 async def test_resolve_contract_is_cached(client: GatewayClient, broker_sim: BrokerSim) -> None:
     before = counts(broker_sim)
-    first = await client.resolve_contract("MNQ")
+    first = await client.contracts.resolve("MNQ")
     assert sent_since(broker_sim, before, CONTRACT_SEARCH) == 1
 
     stats = CallStats()
-    again = [await client.resolve_contract(s, stats=stats) for s in ("MNQ", "mnq", " MNQ ")]
+    again = [await client.contracts.resolve(s, stats=stats) for s in ("MNQ", "mnq", " MNQ ")]
 
     assert again == [first, first, first]
     assert stats.attempts == 0
@@ -106,7 +107,7 @@ async def test_unknown_symbol_is_an_invalid_order(
 ) -> None:
     before = counts(broker_sim)
     with pytest.raises(InvalidOrder) as raised:
-        await client.resolve_contract("ZZQX")
+        await client.contracts.resolve("ZZQX")
     assert raised.value.code == "unknown_symbol"
     assert "ZZQX" in raised.value.message
     assert sent_since(broker_sim, before, CONTRACT_SEARCH) == 1
@@ -116,14 +117,14 @@ async def test_unknown_symbol_is_an_invalid_order(
 async def test_pinned_contract_id_wins_and_its_ticks_are_fetched_once(
     client: GatewayClient, make_client: MakeClient, broker_sim: BrokerSim
 ) -> None:
-    nq = await make_client().resolve_contract("NQ")  # another client finds the ID
+    nq = await make_client().contracts.resolve("NQ")  # another client finds the ID
     assert client.get_contract_id("MNQ") is None
     client.set_contract_id("mnq", nq.contract_id)  # e.g. to trade another contract or month
     assert client.get_contract_id("MNQ") == nq.contract_id
     before = counts(broker_sim)
 
-    info = await client.resolve_contract("MNQ")
-    await client.resolve_contract("MNQ")
+    info = await client.contracts.resolve("MNQ")
+    await client.contracts.resolve("MNQ")
 
     assert (info.contract_id, info.tick_size, info.tick_value) == (nq.contract_id, 0.25, 5.0)
     assert sent_since(broker_sim, before, CONTRACT_BY_ID) == 1
@@ -138,7 +139,7 @@ async def test_pinned_contract_with_ticks_needs_no_request(
     client.set_contract_id("MNQ", "CON.F.US.MNQ.H99", tick_size=0.25, tick_value=0.5)
     before = counts(broker_sim)
 
-    info = await client.resolve_contract("MNQ")
+    info = await client.contracts.resolve("MNQ")
 
     assert info.contract_id == "CON.F.US.MNQ.H99"
     assert sent_since(broker_sim, before) == 0

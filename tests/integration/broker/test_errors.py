@@ -32,10 +32,11 @@ from tests.integration.broker.helpers import (
     an_hour_ago,
     counts,
     in_thread,
+    renew,
     sent_since,
     sim_order,
 )
-from worker.broker.client import CallStats, GatewayClient
+from worker.broker.client import GatewayClient
 from worker.broker.errors import (
     BrokerBadRequest,
     BrokerRateLimited,
@@ -43,6 +44,7 @@ from worker.broker.errors import (
     BrokerUnavailable,
 )
 from worker.broker.retry import RetryPolicy
+from worker.broker.transport import CallStats
 from worker.pytest_plugin import BrokerSim
 from worker.stack import free_port
 
@@ -76,7 +78,7 @@ async def market(client: GatewayClient, stats: CallStats, **fields: Any) -> int:
 async def test_place_on_an_unknown_account_is_rejected_once(
     client: GatewayClient, broker_sim: BrokerSim, sleep: RecordingSleep
 ) -> None:
-    await client.resolve_contract("MNQ")
+    await client.contracts.resolve("MNQ")
     before = counts(broker_sim)
     stats = CallStats()
 
@@ -143,7 +145,7 @@ async def _search_open_unknown_account(client: GatewayClient, stats: CallStats) 
 
 
 async def _unknown_contract_id(client: GatewayClient, stats: CallStats) -> None:
-    await client.contract_by_id("CON.F.US.XXX.Z99", stats=stats)
+    await client.contracts.by_id("CON.F.US.XXX.Z99", stats=stats)
 
 
 @pytest.mark.parametrize(
@@ -169,7 +171,7 @@ async def test_business_rejections_are_final_after_one_attempt(
     broker_code: int,
     text: str,
 ) -> None:
-    await client.resolve_contract("MNQ")
+    await client.contracts.resolve("MNQ")
     stats = CallStats()
 
     with pytest.raises(BrokerRejected) as raised:
@@ -190,11 +192,11 @@ async def _search_accounts(client: GatewayClient, stats: CallStats) -> None:
 
 
 async def _search_contracts(client: GatewayClient, stats: CallStats) -> None:
-    await client.search_contracts("MNQ", stats=stats)
+    await client.contracts.search("MNQ", stats=stats)
 
 
 async def _contract_by_id(client: GatewayClient, stats: CallStats) -> None:
-    await client.contract_by_id("CON.F.US.MNQ.Z25", stats=stats)
+    await client.contracts.by_id("CON.F.US.MNQ.Z25", stats=stats)
 
 
 async def _search_orders(client: GatewayClient, stats: CallStats) -> None:
@@ -214,7 +216,7 @@ async def _cancel(client: GatewayClient, stats: CallStats) -> None:
 
 
 async def _renew(client: GatewayClient, stats: CallStats) -> None:
-    await client.renew_token(stats=stats)
+    await renew(client, stats)
 
 
 @pytest.mark.parametrize(
@@ -273,7 +275,7 @@ async def test_5xx_then_recovery_succeeds_on_the_next_attempt(
 async def test_5xx_on_place_is_not_sent_again(
     client: GatewayClient, broker_sim: BrokerSim, sleep: RecordingSleep
 ) -> None:
-    await client.resolve_contract("MNQ")
+    await client.contracts.resolve("MNQ")
     broker_sim.faults(error_rate=1.0, endpoints=[PLACE])
     before = counts(broker_sim)
     stats = CallStats()
@@ -291,7 +293,7 @@ async def test_5xx_on_place_is_not_sent_again(
 async def test_commit_then_fail_on_place_leaves_the_order_and_says_sent(
     client: GatewayClient, broker_sim: BrokerSim, sleep: RecordingSleep
 ) -> None:
-    await client.resolve_contract("MNQ")
+    await client.contracts.resolve("MNQ")
     broker_sim.faults(commit_then_fail_rate=1.0, endpoints=[PLACE])
     failures: set[str] = set()
     tags: list[str] = []
@@ -402,12 +404,12 @@ async def test_connection_refused_on_login(make_client: MakeClient, sleep: Recor
     stats = CallStats()
 
     with pytest.raises(BrokerUnavailable) as raised:
-        await gateway.login(stats)
+        await gateway.auth.login(stats)
 
     assert (raised.value.sent, raised.value.endpoint) == (False, LOGIN)
     assert stats.attempts == 4
     assert sleep.waits == DEFAULT_WAITS
-    assert gateway.logins == 0
+    assert gateway.auth.logins == 0
 
 
 # --- timeouts ----------------------------------------------------------------------------------
@@ -420,7 +422,7 @@ async def test_timeout_on_place_is_not_resent_but_it_may_have_taken_effect(
 ) -> None:
     impatient = make_client(request_timeout=0.15)
     impatient.set_token(client.get_token() or "")
-    await impatient.resolve_contract("MNQ")
+    await impatient.contracts.resolve("MNQ")
     broker_sim.faults(stall_rate=1.0, stall_ms=STALL_S * 1000, endpoints=[PLACE])
     stats = CallStats()
 
@@ -471,8 +473,8 @@ def rate_limited(make_client: MakeClient, rate_sim: BrokerSim) -> Callable[..., 
 
 async def spend_budget(gateway: GatewayClient) -> None:
     """Use up the 3-request budget: the login and two searches."""
-    await gateway.login()
-    await gateway.resolve_contract("MNQ")
+    await gateway.auth.login()
+    await gateway.contracts.resolve("MNQ")
     await gateway.search_accounts()
 
 
@@ -546,7 +548,7 @@ async def test_4xx_is_final_after_one_attempt(
     stats = CallStats()
 
     with pytest.raises(BrokerBadRequest) as raised:
-        await gateway.login(stats)
+        await gateway.auth.login(stats)
 
     assert raised.value.status == 404
     assert raised.value.endpoint == LOGIN

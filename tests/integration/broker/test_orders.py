@@ -24,8 +24,9 @@ from tests.integration.broker.helpers import (
     legs_of,
     sim_order,
 )
-from worker.broker.client import CallStats, GatewayClient
+from worker.broker.client import GatewayClient
 from worker.broker.models import Order
+from worker.broker.transport import CallStats
 from worker.pytest_plugin import BrokerSim
 
 TICK = 0.25  # MNQ

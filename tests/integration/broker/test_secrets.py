@@ -16,6 +16,7 @@ from tests.integration.broker.helpers import (
     SEARCH_OPEN,
     UNKNOWN_ACCOUNT,
     USERNAME,
+    renew,
 )
 from worker.broker.client import GatewayClient
 from worker.broker.errors import (
@@ -85,13 +86,13 @@ async def test_no_secret_in_logs_exceptions_or_reprs(
 
     gateway = make_client()
     log.debug("client %r", gateway)
-    await gateway.login()
+    await gateway.auth.login()
     keep_token(gateway)
     # A 401 and the re-login that follows.
     gateway.set_token(BOGUS_TOKEN)
     await gateway.search_accounts()
     keep_token(gateway)
-    await gateway.renew_token()
+    await renew(gateway)
     keep_token(gateway)
     # A rejected order, and an order refused before sending.
     await failures.expect(
@@ -121,11 +122,11 @@ async def test_no_secret_in_logs_exceptions_or_reprs(
     dead = make_client(nowhere)
     dead.set_token(next(iter(tokens)))
     await failures.expect(BrokerUnavailable, dead.search_accounts())
-    await failures.expect(BrokerUnavailable, make_client(nowhere).login())
+    await failures.expect(BrokerUnavailable, make_client(nowhere).auth.login())
     # A key the broker refuses, and an HTTP 4xx.
     wrong = make_client(auth_sim.url, api_key=WRONG_KEY)
     await failures.expect(BrokerAuthError, wrong.search_accounts())
-    await failures.expect(BrokerBadRequest, make_client(broker_sim.url + "/nope").login())
+    await failures.expect(BrokerBadRequest, make_client(broker_sim.url + "/nope").auth.login())
 
     assert len(tokens) == 3
     secrets = {API_KEY, WRONG_KEY, BOGUS_TOKEN, *tokens}

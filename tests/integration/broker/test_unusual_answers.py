@@ -19,13 +19,14 @@ from tests.integration.broker.helpers import (
     PLACE,
     RecordingSleep,
 )
-from worker.broker.client import CallStats, GatewayClient
+from worker.broker.client import GatewayClient
 from worker.broker.errors import (
     BrokerAuthError,
     BrokerBadRequest,
     BrokerProtocolError,
     BrokerUnavailable,
 )
+from worker.broker.transport import CallStats
 
 
 class Script:
@@ -83,7 +84,7 @@ async def test_400_is_final_and_shows_only_the_problem_title(
     stats = CallStats()
 
     with pytest.raises(BrokerBadRequest) as raised:
-        await gateway.login(stats)
+        await gateway.auth.login(stats)
 
     assert raised.value.status == 400
     assert "One or more validation errors occurred." in raised.value.message
@@ -133,7 +134,7 @@ async def test_success_without_its_payload_is_a_protocol_error(
     _, url = stub  # every path answers a bare success envelope
     gateway = make_client(url)
     with pytest.raises(BrokerProtocolError, match="without a token"):
-        await gateway.login()
+        await gateway.auth.login()
     assert gateway.get_token() is None
 
     gateway = ready_client(make_client, url)
@@ -155,7 +156,7 @@ async def test_401_on_login_is_an_auth_error(
     stats = CallStats()
 
     with pytest.raises(BrokerAuthError):
-        await gateway.login(stats)
+        await gateway.auth.login(stats)
 
     assert stats.attempts == 1
     assert sleep.waits == []

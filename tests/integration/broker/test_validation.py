@@ -17,7 +17,8 @@ from tests.integration.broker.helpers import (
     counts,
     sent_since,
 )
-from worker.broker.client import CallStats, GatewayClient
+from worker.broker.client import GatewayClient
+from worker.broker.transport import CallStats
 from worker.pytest_plugin import BrokerSim
 
 NAN = float("nan")
@@ -26,7 +27,7 @@ NAN = float("nan")
 @pytest.fixture
 async def ready(client: GatewayClient) -> GatewayClient:
     """Logged in, with MNQ's contract (and so its tick size) cached."""
-    await client.resolve_contract("MNQ")
+    await client.contracts.resolve("MNQ")
     return client
 
 
@@ -194,7 +195,7 @@ async def test_off_tick_price_of_an_uncached_contract_needs_only_the_contract_se
     make_client: MakeClient, broker_sim: BrokerSim
 ) -> None:
     gateway = make_client()
-    await gateway.login()
+    await gateway.auth.login()
     before = counts(broker_sim)
 
     with pytest.raises(InvalidOrder) as raised:

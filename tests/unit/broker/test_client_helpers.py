@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from simulator.tokens import TokenStore
-from worker.broker.client import iso, signed_brackets, token_expiry
+from worker.broker.auth import token_expiry
+from worker.broker.client import iso, signed_brackets
 from worker.broker.models import Bracket, OrderType
 
 

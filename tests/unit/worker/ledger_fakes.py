@@ -14,8 +14,8 @@ import msgspec
 
 from ow_core.keys import Keys
 from producer.contract import OrderResult, decode_result
-from worker.broker.client import CallStats
 from worker.broker.models import Order, OrderStatus
+from worker.broker.transport import CallStats
 from worker.ledger import DeadLetter, Ledger
 
 WORKER = "w1"

@@ -1,0 +1,193 @@
+"""The broker session: log in with the API key, renew the token before it expires, log in
+again once after a 401.
+
+With a shared ``TokenStore`` (``worker.fleet.tokens``) the whole fleet uses one token:
+a worker needing a new one takes it from the store if another worker just renewed it, and
+only one worker at a time asks the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import time
+from collections.abc import Awaitable, Callable
+from typing import Final, Protocol
+
+import msgspec
+
+from worker.broker.errors import BrokerAuthError, BrokerProtocolError, BrokerRejected
+from worker.broker.models import (
+    JwtClaims,
+    LoginKeyRequest,
+    LoginResponse,
+    Token,
+    ValidateResponse,
+)
+from worker.broker.transport import LOGIN_ENDPOINT, CallStats, Transport
+
+_CLAIMS: Final = msgspec.json.Decoder(JwtClaims)
+
+
+class TokenStore(Protocol):
+    """Where a fleet of clients shares one token (``worker.fleet.tokens.SharedTokens``)."""
+
+    async def current(self) -> Token | None:
+        """The shared token, if there is one."""
+
+    async def replace(self, stale: str | None, obtain: Callable[[], Awaitable[Token]]) -> Token:
+        """A token to use instead of ``stale``: one another client already obtained, or
+        ``obtain()``'s, by at most one client at a time."""
+
+
+def token_expiry(token: str) -> float | None:
+    """The ``exp`` claim (epoch seconds) of a JWT, or None when it has none we can read."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
+        return _CLAIMS.decode(payload).exp
+    except (binascii.Error, ValueError, msgspec.DecodeError):
+        return None
+
+
+class SessionAuth:
+    """The session token of one client, renewed ahead of its expiry."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        username: str,
+        api_key: str,
+        token_lifetime: float = 24 * 3600.0,
+        renew_margin: float = 3600.0,
+        clock: Callable[[], float] = time.time,
+        tokens: TokenStore | None = None,
+    ) -> None:
+        self._transport = transport
+        self._username = username
+        self._api_key = api_key
+        self._token_lifetime = token_lifetime
+        self._renew_margin = renew_margin
+        self._clock = clock
+        self._tokens = tokens
+        self._token: Token | None = None
+        self._lock = asyncio.Lock()
+        self.headers: dict[str, str] = {}
+        self.logins = 0
+        """Logins performed (a test and metrics figure)."""
+
+    def __repr__(self) -> str:
+        return f"SessionAuth(username={self._username!r})"
+
+    def set_token(self, token: str, expires_at: float | None = None) -> None:
+        """Use this session token (expiry read from the JWT unless given, epoch seconds)."""
+        now = self._clock()
+        self._use(
+            Token(token, now, expires_at or token_expiry(token) or now + self._token_lifetime)
+        )
+
+    def get_token(self) -> str | None:
+        """The current session token, if any."""
+        return None if self._token is None else self._token.value
+
+    @property
+    def token_expires_at(self) -> float:
+        """When the current token expires (epoch seconds; 0 without a token)."""
+        return 0.0 if self._token is None else self._token.expires_at
+
+    async def login(self, stats: CallStats | None = None, *, deadline: float | None = None) -> None:
+        """POST /api/Auth/loginKey: a new session token (§2.1), shared if a store is set."""
+        async with self._lock:
+            await self._refresh(self.get_token(), lambda: self._login(stats, deadline))
+
+    async def ensure_token(
+        self, stats: CallStats | None = None, *, deadline: float | None = None
+    ) -> str:
+        """A token good for a while yet: the current one, the fleet's, or a renewed one."""
+        if not self._due():
+            assert self._token is not None
+            return self._token.value
+        async with self._lock:
+            # Another request may have renewed it while this one waited for the lock.
+            if self._due():
+                shared = await self._tokens.current() if self._tokens is not None else None
+                if shared is not None and not shared.due(self._clock(), self._renew_margin):
+                    self._use(shared)
+                else:
+                    await self._refresh(self.get_token(), lambda: self._renewed(stats, deadline))
+            assert self._token is not None
+            return self._token.value
+
+    async def after_401(
+        self, refused: str, stats: CallStats | None, deadline: float | None
+    ) -> None:
+        """A fresh login, unless another request already replaced the refused token."""
+        async with self._lock:
+            if self.get_token() == refused:
+                await self._refresh(refused, lambda: self._login(stats, deadline))
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _use(self, token: Token) -> None:
+        self._token = token
+        self.headers = {
+            "Authorization": f"Bearer {token.value}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+
+    def _due(self) -> bool:
+        """No token, or one close enough to its expiry to renew now."""
+        return self._token is None or self._token.due(self._clock(), self._renew_margin)
+
+    async def _refresh(self, stale: str | None, obtain: Callable[[], Awaitable[Token]]) -> None:
+        token = await (self._tokens.replace(stale, obtain) if self._tokens else obtain())
+        self._use(token)
+
+    async def _login(self, stats: CallStats | None, deadline: float | None) -> Token:
+        body = LoginKeyRequest(user_name=self._username, api_key=self._api_key)
+        answer = await self._transport.call(
+            LOGIN_ENDPOINT,
+            body,
+            LoginResponse,
+            idempotent=True,
+            stats=stats,
+            deadline=deadline,
+            auth="none",
+        )
+        if not answer.token:
+            raise BrokerProtocolError(
+                "login answered success without a token", endpoint=LOGIN_ENDPOINT, sent=True
+            )
+        self.logins += 1
+        return self._token_of(answer.token)
+
+    async def _renewed(self, stats: CallStats | None, deadline: float | None) -> Token:
+        """validate for a fresh token; a full login without a token or when refused."""
+        current = self._token
+        if current is None or self._clock() >= current.expires_at:
+            return await self._login(stats, deadline)
+        try:
+            answer = await self._transport.call(
+                "/api/Auth/validate",
+                None,
+                ValidateResponse,
+                idempotent=True,
+                stats=stats,
+                deadline=deadline,
+                auth="token",
+            )
+        except (BrokerRejected, BrokerAuthError):
+            return await self._login(stats, deadline)
+        if not answer.new_token:
+            # Still valid, no new one offered: keep it until the next renewal is due.
+            return current
+        return self._token_of(answer.new_token)
+
+    def _token_of(self, value: str) -> Token:
+        now = self._clock()
+        return Token(value, now, token_expiry(value) or now + self._token_lifetime)
