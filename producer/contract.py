@@ -84,6 +84,11 @@ class OrderResult(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True)
     """``place``, ``modify`` or ``cancel`` (``unknown`` for an entry that did not decode)."""
     order_id: int | None = None
     order_state: OrderState | None = None
+    order_exists: bool | None = None
+    """For a place: whether the order is at the broker (true when placed; false when
+    provably not, e.g. refused, expired unsent, or looked up by its tag and not found;
+    absent when that could not be told, e.g. a dead-lettered place the broker could not
+    be asked about). The status alone does not say it for a ``failed`` place."""
     error_code: str | None = None
     """Stable code (see the README's error table); set unless ``status`` is accepted."""
     message: str | None = None

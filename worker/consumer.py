@@ -34,7 +34,8 @@ from ow_core.backoff import Backoff
 from ow_core.fastlane import FastLane
 from ow_core.keys import Keys
 from ow_core.redis_down import REDIS_ERRORS, is_redis_down
-from worker.executor import Entry, Executor
+from worker.entries import Entry
+from worker.executor import Executor
 from worker.health import Health
 from worker.ledger import Ledger, Running
 from worker.observe import Observer

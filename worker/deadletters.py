@@ -29,7 +29,7 @@ from producer.contract import (
     decode_result,
     encode_intent,
 )
-from worker.executor import Malformed, decode_entry
+from worker.entries import Malformed, decode_entry
 from worker.ledger import DeadLetter
 from worker.status import duration, table, utc_time
 

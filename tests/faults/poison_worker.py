@@ -11,18 +11,20 @@ import os
 import sys
 from typing import Any
 
+from worker.attempt import Attempt
 from worker.cli import main
 from worker.executor import Executor
+from worker.ledger import Claim
 
 _run = Executor._run
 
 
-async def _poisoned_run(self: Executor, intent: Any, picked: int, **options: Any) -> Any:
-    if getattr(intent, "custom_tag", None) == "poison":
+async def _poisoned_run(self: Executor, attempt: Attempt, claim: Claim) -> Any:
+    if getattr(attempt.intent, "custom_tag", None) == "poison":
         if os.environ.get("POISON_MODE") == "crash":
             os._exit(13)
         raise RuntimeError("this intent always crashes its worker")
-    return await _run(self, intent, picked, **options)
+    return await _run(self, attempt, claim)
 
 
 Executor._run = _poisoned_run  # type: ignore[method-assign]

@@ -17,7 +17,7 @@ from ow_core.keys import Keys
 from producer import InvalidOrder, OrderClient
 from producer.validation import validate_intent
 from tests.faults.harness import Fleet
-from worker.executor import Malformed, decode_entry
+from worker.entries import Malformed, decode_entry
 from worker.pytest_plugin import DEMO_ACCOUNT
 
 KEYS = Keys()

@@ -11,7 +11,7 @@ from ow_core.keys import Keys
 from producer import InvalidOrder
 from producer.contract import PlaceOrder
 from producer.validation import validate_intent
-from worker.executor import Malformed, decode_entry
+from worker.entries import Malformed, decode_entry
 
 KEYS = Keys()
 json_values = st.recursive(

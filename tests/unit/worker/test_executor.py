@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -33,11 +33,13 @@ from tests.unit.worker.ledger_fakes import (
     replies,
     stream_entries,
 )
+from worker.attempt import Unresolved
 from worker.broker.client import GatewayClient
 from worker.broker.errors import BrokerRejected, BrokerUnavailable
 from worker.broker.models import OrderStatus
 from worker.broker.retry import RetryPolicy
-from worker.executor import MAX_INTENT_BYTES, Entry, Executor, ExecutorConfig, Unresolved
+from worker.entries import MAX_INTENT_BYTES, Entry
+from worker.executor import Executor, ExecutorConfig
 from worker.ledger import Ledger
 from worker.tags import broker_tag
 
@@ -56,6 +58,12 @@ class World:
     executor: Executor
     scheduled: list[tuple[PlaceOrder, int]] = field(default_factory=list)
     tracked: list[tuple[str, str]] = field(default_factory=list)
+    reconfigured: Callable[[ExecutorConfig], Executor] | None = None
+
+    def reconfigure(self, config: ExecutorConfig) -> None:
+        """The same worker with other settings."""
+        assert self.reconfigured is not None
+        self.executor = self.reconfigured(config)
 
     # --- building intents (relative to the fake clock) --------------------------------
 
@@ -124,19 +132,24 @@ async def world() -> AsyncIterator[World]:
     async def schedule_cancel(intent: PlaceOrder, order_id: int) -> None:
         scheduled.append((intent, order_id))
 
-    executor = Executor(
-        cast(GatewayClient, broker),
-        ledger,
-        KEYS,
+    def make(config: ExecutorConfig) -> Executor:
+        return Executor(
+            cast(GatewayClient, broker),
+            ledger,
+            KEYS,
+            config,
+            schedule_cancel=schedule_cancel,
+            track=lambda entry_id, request_id: tracked.append((entry_id, request_id)),
+            sleep=clock.sleep,
+            clock=clock,
+        )
+
+    executor = make(
         ExecutorConfig(
             worker_name=WORKER, retry=RetryPolicy((0.0,) * RETRIES), resolve_timeout_s=2.0
-        ),
-        schedule_cancel=schedule_cancel,
-        track=lambda entry_id, request_id: tracked.append((entry_id, request_id)),
-        sleep=clock.sleep,
-        clock=clock,
+        )
     )
-    yield World(redis, ledger, broker, clock, executor, scheduled, tracked)
+    yield World(redis, ledger, broker, clock, executor, scheduled, tracked, make)
     await redis.aclose()
 
 
@@ -434,8 +447,10 @@ async def test_resends_of_a_lost_place_are_bounded_by_the_retry_schedule(world: 
 async def test_a_lost_place_that_runs_out_of_time_expires(world: World) -> None:
     world.broker.place = [unavailable(sent=True)]
     world.broker.find = [None]
-    world.executor._config = ExecutorConfig(  # waits longer than the intent has left
-        worker_name=WORKER, retry=RetryPolicy((6.0, 6.0, 6.0)), resolve_timeout_s=2.0
+    world.reconfigure(  # waits longer than the intent has left
+        ExecutorConfig(
+            worker_name=WORKER, retry=RetryPolicy((6.0, 6.0, 6.0)), resolve_timeout_s=2.0
+        )
     )
     answer = await world.run(world.place())
     assert answer.status == "expired"
@@ -864,3 +879,50 @@ async def test_give_up_on_a_malformed_entry_dead_letters_it(world: World) -> Non
     await world.executor.give_up(entry, "delivered 6 times")
     assert len(await dead_letters(world.redis, KEYS)) == 1
     assert await world.acknowledged()
+
+
+# --- whether the order exists, said on every place's result ---------------------------
+
+
+async def test_an_accepted_place_says_its_order_exists(world: World) -> None:
+    world.broker.place = [3003]
+    answer = await world.run(world.place())
+    assert (answer.status, answer.order_exists) == ("accepted", True)
+
+
+async def test_a_refused_place_says_no_order_exists(world: World) -> None:
+    world.broker.place = [rejected(2, "Invalid stop loss ticks")]
+    answer = await world.run(world.place())
+    assert (answer.status, answer.order_exists) == ("rejected", False)
+
+
+async def test_a_failed_place_looked_up_and_not_found_says_no_order_exists(world: World) -> None:
+    world.broker.place = [unavailable(sent=True)]
+    world.broker.find = [None]
+    answer = await world.run(world.place())
+    assert (answer.status, answer.order_exists) == ("failed", False)
+
+
+async def test_a_place_expired_unsent_says_no_order_exists(world: World) -> None:
+    answer = await world.run(world.place(deadline=world.clock.ms() - 1))
+    assert (answer.status, answer.order_exists) == ("expired", False)
+
+
+async def test_a_dead_lettered_place_the_broker_could_not_be_asked_about_says_nothing(
+    world: World,
+) -> None:
+    intent = world.place()
+    [entry] = await world.submit(intent)
+    await _start_before(world, intent, entry)
+    world.broker.find = [BrokerUnavailable("down", endpoint="/api/Order/search", sent=True)]
+    await world.executor.give_up(entry, "delivered 6 times")
+    [answer] = await replies(world.redis, REPLY)
+    assert answer.status == "failed"
+    assert answer.order_exists is None
+
+
+async def test_follow_ups_say_nothing_of_order_existence(world: World) -> None:
+    world.broker.cancel = [None]
+    answer = await world.run(world.cancel())
+    assert answer.status == "accepted"
+    assert answer.order_exists is None
