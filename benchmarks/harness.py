@@ -1,7 +1,7 @@
 """The stack a run measures, and the sizes of a quick and a full run.
 
 One private ``redis-server`` and one simulator (``--no-rate-limit``) for the whole run,
-started with ``worker.stack`` as the demo and the tests start them; workers and load
+started with ``worker.local.stack`` as the demo and the tests start them; workers and load
 generators are separate processes started per scenario. Each scenario starts from a
 flushed Redis and a reset simulator, so nothing one leaves behind slows the next.
 """
@@ -19,8 +19,8 @@ from typing import Any
 import redis
 
 from benchmarks.procs import LoadGen
-from worker.pytest_plugin import BrokerSim
-from worker.stack import Process, RedisServer, start_simulator, start_worker, worker_env
+from worker.local.pytest_plugin import BrokerSim
+from worker.local.stack import Process, RedisServer, start_simulator, start_worker, worker_env
 
 
 @dataclass(frozen=True)

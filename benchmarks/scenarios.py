@@ -21,7 +21,7 @@ from benchmarks.procs import LoadGen, cpu_seconds, rss_mb
 from benchmarks.report import Results
 from benchmarks.stats import difference
 from benchmarks.workload import KINDS
-from worker.stack import Process, spawn, wait_until
+from worker.local.stack import Process, spawn, wait_until
 
 _START_TIMEOUT_S: Final = 60.0
 _INTENT_WORDS: Final = {

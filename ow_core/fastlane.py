@@ -20,6 +20,7 @@ import hashlib
 import ssl
 import time
 from collections.abc import Sequence
+from importlib.resources.abc import Traversable
 from typing import Any, Final, cast
 from urllib.parse import unquote, urlsplit
 
@@ -50,6 +51,12 @@ class Script:
     def __init__(self, source: str) -> None:
         self.source = source
         self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+
+    @classmethod
+    def from_files(cls, *files: Traversable) -> Script:
+        """A script made of ``.lua`` files shipped with a package, in order (a file of
+        shared functions first, then the script that calls them)."""
+        return cls("\n".join(file.read_text(encoding="utf-8") for file in files))
 
 
 class _Protocol(asyncio.Protocol):

@@ -1,5 +1,5 @@
 """``python -m worker`` is ``order-worker``."""
 
-from worker.cli import main
+from worker.ops.cli import main
 
 raise SystemExit(main())

@@ -36,20 +36,20 @@ from producer.contract import ENCODER, CancelOrder, PlaceOrder
 from worker.broker.client import GatewayClient
 from worker.broker.errors import BrokerError
 from worker.broker.transport import make_session
-from worker.budget import RateBudget
 from worker.consumer import Consumer
-from worker.contracts import SharedContracts
 from worker.executor import Executor, ExecutorConfig
-from worker.health import HealthState
+from worker.fleet.budget import RateBudget
+from worker.fleet.contracts import SharedContracts
+from worker.fleet.risk import RiskGate
+from worker.fleet.tokens import SharedTokens
 from worker.housekeeping import forget_idle_consumers, trim_intents
 from worker.ledger import Ledger
-from worker.logs import LogObserver
-from worker.metrics import PrometheusObserver, metrics_app
-from worker.metrics import serve as serve_metrics
 from worker.observe import Observer, Observers
-from worker.risk import RiskGate
+from worker.ops.health import HealthState
+from worker.ops.logs import LogObserver
+from worker.ops.metrics import PrometheusObserver, metrics_app
+from worker.ops.metrics import serve as serve_metrics
 from worker.settings import Settings
-from worker.tokens import SharedTokens
 
 log = logging.getLogger("worker.app")
 

@@ -26,7 +26,7 @@ from producer.errors import OrderError
 from worker.broker.errors import BrokerRejected, BrokerUnavailable
 from worker.broker.models import Order, OrderStatus
 from worker.broker.transport import CallStats
-from worker.budget import Priority
+from worker.fleet.budget import Priority
 
 log = logging.getLogger("worker.executor")
 

@@ -36,9 +36,9 @@ from ow_core.keys import Keys
 from ow_core.redis_down import REDIS_ERRORS, is_redis_down
 from worker.entries import Entry
 from worker.executor import Executor
-from worker.health import Health
 from worker.ledger import Ledger, Running
 from worker.observe import Observer
+from worker.ops.health import Health
 
 log = logging.getLogger("worker.consumer")
 

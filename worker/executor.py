@@ -30,27 +30,28 @@ from worker.broker.client import GatewayClient
 from worker.broker.errors import BrokerError
 from worker.broker.retry import RetryPolicy
 from worker.entries import Entry, Malformed, decode_entry, readable_fields
+from worker.fleet.risk import RiskGate
 from worker.follow_ups import FollowUps
-from worker.ledger import Claim, DeadLetter, Ledger
+from worker.ledger import DeadLetter, Ledger
+from worker.ledger.protocol import ClaimAnswer, Done, Go, Halted, Throttle, Wait
 from worker.observe import Observer
 from worker.place import Placer, ScheduleCancel
-from worker.risk import RiskGate
 
 log = logging.getLogger("worker.executor")
 
 # Claims that end an intent without running it: (status, code, message).
-_REFUSALS: Final[dict[str, tuple[Status, str, str]]] = {
-    "wait": (
+_REFUSALS: Final[dict[type[ClaimAnswer], tuple[Status, str, str]]] = {
+    Wait: (
         "expired",
         "deadline_passed",
         "expired waiting for an earlier modify or cancel of the same order",
     ),
-    "throttle": (
+    Throttle: (
         "expired",
         "rate_budget",
         "the fleet's rate budget had no room for it before its deadline; not sent",
     ),
-    "halted": ("rejected", "halted", "new orders are halted ({reason}); not sent"),
+    Halted: ("rejected", "halted", "new orders are halted ({reason}); not sent"),
 }
 
 
@@ -147,7 +148,7 @@ class Executor:
         except Unresolved as error:
             await self._ledger.note_error(intent.request_id, str(error))
             raise
-        refusal = _REFUSALS.get(claim.state)
+        refusal = _REFUSALS.get(type(claim))
         if refusal is not None:
             status, code, message = refusal
             result = build_result(
@@ -157,14 +158,15 @@ class Executor:
                 None,
                 status,
                 error_code=code,
-                message=message.format(reason=claim.halt_reason),
+                message=message.format(reason=claim.reason if isinstance(claim, Halted) else ""),
                 order_exists=False if isinstance(intent, PlaceOrder) else None,
             )
-        elif claim.stored is not None:
+        elif isinstance(claim, Done):
             # Already executed (a repeated request ID, or another worker finished it):
             # answer from the stored result; the ledger replies with it and stores nothing.
             result = claim.stored
         else:
+            assert isinstance(claim, Go)
             if self._track is not None and entry_id is not None:
                 self._track(entry_id, intent.request_id)
             try:
@@ -232,7 +234,7 @@ class Executor:
             history=history,
         )
 
-    async def _take(self, intent: Intent, entry_id: str | None, queue: str | None) -> Claim:
+    async def _take(self, intent: Intent, entry_id: str | None, queue: str | None) -> ClaimAnswer:
         """The claim once it is ours, done or halted; or wait/throttle once the intent's
         deadline came while it waited for its turn or for the rate budget.
 
@@ -249,21 +251,21 @@ class Executor:
                 kind=kind_of(intent),
                 account_id=intent.account_id,
             )
-            if claim.state in ("go", "done", "halted"):
+            if isinstance(claim, Go | Done | Halted):
                 return claim
             now = self._env.now_ms()
-            if claim.state == "throttle":
+            if isinstance(claim, Throttle):
                 if now + claim.wait_ms >= intent.deadline:
                     return claim
                 await self._env.sleep(min(claim.wait_ms / 1000, 1.0))
                 continue
-            if claim.state == "wait" and now >= intent.deadline:
+            if isinstance(claim, Wait) and now >= intent.deadline:
                 return claim
             if now >= give_up:
                 raise Unresolved(f"request {intent.request_id} still held by another worker")
             await self._env.sleep(backoff.next())
 
-    async def _run(self, attempt: Attempt, claim: Claim) -> OrderResult:
+    async def _run(self, attempt: Attempt, claim: Go) -> OrderResult:
         attempt.stats.prepaid = int(claim.prepaid)
         intent = attempt.intent
         if isinstance(intent, PlaceOrder):

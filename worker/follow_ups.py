@@ -22,7 +22,7 @@ from worker.broker.errors import (
     BrokerUnavailable,
 )
 from worker.broker.models import Order, OrderStatus
-from worker.risk import RiskGate
+from worker.fleet.risk import RiskGate
 
 FollowUp = ModifyOrder | CancelOrder
 _LIVE = (OrderStatus.OPEN, OrderStatus.PENDING)

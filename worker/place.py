@@ -24,8 +24,8 @@ from worker.broker.errors import (
     BrokerUnavailable,
 )
 from worker.broker.models import Order
+from worker.fleet.risk import RiskGate
 from worker.placing import Event, Phase, Placing, Step
-from worker.risk import RiskGate
 from worker.tags import broker_tag
 
 log = logging.getLogger("worker.executor")

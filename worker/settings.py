@@ -18,8 +18,8 @@ from urllib.parse import urlsplit, urlunsplit
 from ow_core.keys import DEFAULT_PREFIX, Keys
 from producer.errors import OrderError
 from worker.broker.retry import RetryPolicy
-from worker.budget import RateLimit
-from worker.risk import RiskConfig, RiskLimits
+from worker.fleet.budget import RateLimit
+from worker.fleet.risk import RiskConfig, RiskLimits
 
 T = TypeVar("T")
 

@@ -16,8 +16,8 @@ import msgspec
 from ow_core.aio import cancel_and_wait
 from producer import OrderClient, OrderResult, ResultTimeout
 from producer.contract import Intent, ModifyOrder, PlaceOrder, decode_result
-from worker.pytest_plugin import DEMO_ACCOUNT, BrokerSim
-from worker.stack import Process, RedisServer, start_simulator, start_worker, worker_env
+from worker.local.pytest_plugin import DEMO_ACCOUNT, BrokerSim
+from worker.local.stack import Process, RedisServer, start_simulator, start_worker, worker_env
 from worker.tags import broker_tag
 
 # Short timings so crashes are noticed and recovered from within a test's few seconds.

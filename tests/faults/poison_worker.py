@@ -12,14 +12,14 @@ import sys
 from typing import Any
 
 from worker.attempt import Attempt
-from worker.cli import main
 from worker.executor import Executor
-from worker.ledger import Claim
+from worker.ledger.protocol import Go
+from worker.ops.cli import main
 
 _run = Executor._run
 
 
-async def _poisoned_run(self: Executor, attempt: Attempt, claim: Claim) -> Any:
+async def _poisoned_run(self: Executor, attempt: Attempt, claim: Go) -> Any:
     if getattr(attempt.intent, "custom_tag", None) == "poison":
         if os.environ.get("POISON_MODE") == "crash":
             os._exit(13)

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Callable
 
 from tests.faults.harness import AuditingClient, Fleet, Run, audit, drive
-from worker.pytest_plugin import DEMO_ACCOUNT
+from worker.local.pytest_plugin import DEMO_ACCOUNT
 
 
 async def test_errors_and_commit_then_fail_never_duplicate_an_order(

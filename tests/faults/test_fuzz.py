@@ -18,7 +18,7 @@ from producer import InvalidOrder, OrderClient
 from producer.validation import validate_intent
 from tests.faults.harness import Fleet
 from worker.entries import Malformed, decode_entry
-from worker.pytest_plugin import DEMO_ACCOUNT
+from worker.local.pytest_plugin import DEMO_ACCOUNT
 
 KEYS = Keys()
 REPLY = KEYS.reply("fuzz")

@@ -15,8 +15,8 @@ import redis.asyncio as aioredis
 
 from producer import OrderClient
 from tests.faults.harness import Fleet
-from worker.pytest_plugin import DEMO_ACCOUNT
-from worker.stack import StackError
+from worker.local.pytest_plugin import DEMO_ACCOUNT
+from worker.local.stack import StackError
 
 POISON_WORKER = [sys.executable, str(Path(__file__).with_name("poison_worker.py"))]
 

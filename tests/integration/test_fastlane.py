@@ -13,7 +13,7 @@ import redis
 import redis.exceptions
 
 from ow_core.fastlane import FastLane, Script
-from worker.stack import RedisServer
+from worker.local.stack import RedisServer
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from producer import OrderClient, OrderResult
-from worker.pytest_plugin import BrokerSim
+from worker.local.pytest_plugin import BrokerSim
 
 
 async def test_my_strategy_places_with_brackets(

@@ -18,8 +18,8 @@ from tests.integration.broker.helpers import API_KEY, CLOCKS, USERNAME, FakeCloc
 from worker.broker.client import GatewayClient
 from worker.broker.retry import Sleep
 from worker.broker.transport import make_session
-from worker.pytest_plugin import BrokerSim
-from worker.stack import start_simulator
+from worker.local.pytest_plugin import BrokerSim
+from worker.local.stack import start_simulator
 
 
 class MakeClient(Protocol):

@@ -11,7 +11,7 @@ from typing import Any
 
 from worker.broker.client import GatewayClient
 from worker.broker.transport import CallStats
-from worker.pytest_plugin import BrokerSim
+from worker.local.pytest_plugin import BrokerSim
 
 ACCOUNT = 12345678
 OTHER_ACCOUNT = 12345679

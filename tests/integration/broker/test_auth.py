@@ -27,7 +27,7 @@ from worker.broker.auth import token_expiry
 from worker.broker.client import GatewayClient
 from worker.broker.errors import BrokerAuthError
 from worker.broker.transport import CallStats
-from worker.pytest_plugin import BrokerSim
+from worker.local.pytest_plugin import BrokerSim
 
 
 async def test_login_gets_a_session_token(make_client: MakeClient, broker_sim: BrokerSim) -> None:

@@ -18,7 +18,7 @@ from tests.integration.broker.helpers import (
 from worker.broker.client import GatewayClient
 from worker.broker.errors import BrokerRejected
 from worker.broker.transport import CallStats
-from worker.pytest_plugin import BrokerSim
+from worker.local.pytest_plugin import BrokerSim
 
 
 async def test_search_accounts_lists_the_broker_accounts(client: GatewayClient) -> None:

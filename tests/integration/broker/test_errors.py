@@ -45,8 +45,8 @@ from worker.broker.errors import (
 )
 from worker.broker.retry import RetryPolicy
 from worker.broker.transport import CallStats
-from worker.pytest_plugin import BrokerSim
-from worker.stack import free_port
+from worker.local.pytest_plugin import BrokerSim
+from worker.local.stack import free_port
 
 PRICE = 20000.0
 Call = Callable[[GatewayClient, CallStats], Awaitable[Any]]

@@ -27,7 +27,7 @@ from tests.integration.broker.helpers import (
 from worker.broker.client import GatewayClient
 from worker.broker.models import Order
 from worker.broker.transport import CallStats
-from worker.pytest_plugin import BrokerSim
+from worker.local.pytest_plugin import BrokerSim
 
 TICK = 0.25  # MNQ
 PRICE = 20000.0  # on MNQ's tick grid

@@ -31,8 +31,8 @@ from worker.broker.models import (
     PlaceOrderRequest,
     ValidateResponse,
 )
-from worker.pytest_plugin import BrokerSim
-from worker.stack import free_port
+from worker.local.pytest_plugin import BrokerSim
+from worker.local.stack import free_port
 
 WRONG_KEY = "sk-wrong-API-KEY-a9b8c7d6e5"
 BOGUS_TOKEN = "bogus.session-token.Zq81xVv0"  # noqa: S105 (a fake, to detect leaks)

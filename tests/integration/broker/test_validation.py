@@ -19,7 +19,7 @@ from tests.integration.broker.helpers import (
 )
 from worker.broker.client import GatewayClient
 from worker.broker.transport import CallStats
-from worker.pytest_plugin import BrokerSim
+from worker.local.pytest_plugin import BrokerSim
 
 NAN = float("nan")
 

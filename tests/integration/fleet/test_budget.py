@@ -11,8 +11,8 @@ import redis.asyncio as aioredis
 
 from ow_core.keys import Keys
 from worker.broker.errors import BrokerRateLimited
-from worker.budget import RateBudget, RateLimit
-from worker.stack import RedisServer
+from worker.fleet.budget import RateBudget, RateLimit
+from worker.local.stack import RedisServer
 
 PLACE, MODIFY, CANCEL = "/api/Order/place", "/api/Order/modify", "/api/Order/cancel"
 

@@ -17,7 +17,7 @@ import redis
 
 from producer import OrderClient, OrderResult
 from tests.faults.harness import Fleet
-from worker.pytest_plugin import DEMO_ACCOUNT
+from worker.local.pytest_plugin import DEMO_ACCOUNT
 
 OTHER_ACCOUNT = 12345679
 

@@ -18,7 +18,7 @@ from tests.faults.harness import Fleet
 from tests.integration.operations.test_status_cli import until
 from tests.integration.pipeline.test_replay_and_cli import run_cli
 from worker.ledger import DeadLetter
-from worker.pytest_plugin import DEMO_ACCOUNT, BrokerSim, WorkerStack
+from worker.local.pytest_plugin import DEMO_ACCOUNT, BrokerSim, WorkerStack
 
 POISON_WORKER = [sys.executable, str(Path(__file__).parents[2] / "faults" / "poison_worker.py")]
 

@@ -14,8 +14,8 @@ import redis
 
 from producer import OrderClient
 from tests.faults.harness import Fleet
-from worker.pytest_plugin import DEMO_ACCOUNT
-from worker.stack import free_port
+from worker.local.pytest_plugin import DEMO_ACCOUNT
+from worker.local.stack import free_port
 
 
 def get(url: str) -> tuple[int, str]:

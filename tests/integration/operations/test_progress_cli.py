@@ -7,7 +7,7 @@ from pathlib import Path
 from producer import OrderClient
 from producer.replay import IntentLog
 from tests.integration.pipeline.test_replay_and_cli import run_cli
-from worker.pytest_plugin import WorkerStack
+from worker.local.pytest_plugin import WorkerStack
 
 
 async def test_replay_shows_progress(order_worker: WorkerStack, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from producer import OrderClient
 from producer.contract import encode_intent
 from tests.faults.harness import Fleet
 from tests.integration.pipeline.test_replay_and_cli import run_cli
-from worker.pytest_plugin import WorkerStack
+from worker.local.pytest_plugin import WorkerStack
 
 STATUS_KEYS = {
     "at",

@@ -12,8 +12,8 @@ import redis.asyncio as aioredis
 
 from producer import OrderClient
 from producer.contract import CONTRACT_VERSION
-from worker.pytest_plugin import DEMO_ACCOUNT, BrokerSim, WorkerStack
-from worker.stack import RedisServer
+from worker.local.pytest_plugin import DEMO_ACCOUNT, BrokerSim, WorkerStack
+from worker.local.stack import RedisServer
 
 
 def live_orders(broker_sim: BrokerSim) -> list[dict[str, object]]:
@@ -197,7 +197,7 @@ async def test_arqs_own_command_line_runs_a_worker_too(
     import shutil
     from pathlib import Path
 
-    from worker.stack import start_worker, worker_env
+    from worker.local.stack import start_worker, worker_env
 
     arq = shutil.which("arq", path=str(Path(sys.executable).parent))
     assert arq is not None

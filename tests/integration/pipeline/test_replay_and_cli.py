@@ -11,7 +11,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from producer import OrderClient, read_intents, record_stream
-from worker.pytest_plugin import BrokerSim, WorkerStack
+from worker.local.pytest_plugin import BrokerSim, WorkerStack
 
 
 def run_cli(*args: str, redis_url: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -87,7 +87,7 @@ def test_submit_refuses_a_bad_order_before_enqueueing_it() -> None:
 
 
 def test_every_command_has_help() -> None:
-    from worker.cli import _parser
+    from worker.ops.cli import _parser
 
     commands = next(
         action.choices

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from producer import OrderClient
-from worker.pytest_plugin import BrokerSim
+from worker.local.pytest_plugin import BrokerSim
 
 
 async def test_place_modify_cancel_round_trip(

@@ -20,6 +20,7 @@ from tests.unit.worker.ledger_fakes import (
     stream_entries,
 )
 from worker.ledger import DeadLetter, Ledger, Running
+from worker.ledger.protocol import Done, Go
 
 KEYS = Keys()
 REPLY = KEYS.reply("client-1")
@@ -53,8 +54,9 @@ async def one_entry(redis: Any) -> str:
 async def test_first_claim_goes_and_takes_the_lease(redis: Any, ledger: Ledger) -> None:
     claim = await ledger.claim("req-1", "1-0")
     assert claim.state == "go"
+    assert isinstance(claim, Go)
     assert claim.claims == 1
-    assert claim.stored is None
+    assert not isinstance(claim, Done)
     assert await redis.get(KEYS.lease("req-1")) == ledger.owner("1-0").encode()
     assert 0 < await redis.pttl(KEYS.lease("req-1")) <= 5000
     [line] = await ledger.history("req-1")
@@ -82,6 +84,7 @@ async def test_a_claim_after_the_result_is_stored_is_done(redis: Any, ledger: Le
     other = make_ledger(redis, KEYS, consumer="w2")
     done = await other.claim("req-1", "9-0")
     assert done.state == "done"
+    assert isinstance(done, Done)
     assert done.stored == stored
     assert await ledger.stored_result("req-1") == stored
     # Answering from the stored result is not a claim.
@@ -91,12 +94,15 @@ async def test_a_claim_after_the_result_is_stored_is_done(redis: Any, ledger: Le
 async def test_a_reclaim_after_release_shows_the_request_was_started(
     redis: Any, ledger: Ledger
 ) -> None:
-    assert (await ledger.claim("req-1", "1-0")).claims == 1
+    first = await ledger.claim("req-1", "1-0")
+    assert isinstance(first, Go)
+    assert first.claims == 1
     await ledger.release("req-1", "1-0")
     assert not await redis.exists(KEYS.lease("req-1"))
     other = make_ledger(redis, KEYS, consumer="w2")
     again = await other.claim("req-1", "1-0")
     assert again.state == "go"
+    assert isinstance(again, Go)
     assert again.claims == 2
     history = await ledger.history("req-1")
     assert [line.split("@")[0] for line in history] == ["claim w1", "claim w2"]
@@ -107,6 +113,7 @@ async def test_a_claim_after_the_lease_expired_goes(redis: Any, ledger: Ledger) 
     await ledger.claim("req-1", "1-0")
     await redis.delete(KEYS.lease("req-1"))  # what PX expiry does
     again = await make_ledger(redis, KEYS, consumer="w2").claim("req-1", "1-0")
+    assert isinstance(again, Go)
     assert (again.state, again.claims) == ("go", 2)
 
 

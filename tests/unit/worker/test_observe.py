@@ -6,9 +6,9 @@ import json
 import logging
 
 from producer.contract import OrderResult
-from worker.health import HealthState
-from worker.logs import JsonFormatter
 from worker.observe import Observer, Observers
+from worker.ops.health import HealthState
+from worker.ops.logs import JsonFormatter
 
 
 class Recorder(Observer):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from worker.progress import Progress
+from worker.ops.progress import Progress
 
 
 class Terminal(io.StringIO):

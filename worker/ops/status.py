@@ -24,7 +24,8 @@ from redis.exceptions import ResponseError
 from ow_core.keys import Keys
 from ow_core.redis_down import REDIS_ERRORS, is_redis_down
 from worker.consumer import Heartbeat
-from worker.ledger import HaltRecord
+from worker.fleet import halt
+from worker.fleet.halt import HaltRecord, Halts
 
 # Per-entry idle times come from XPENDING's extended form, which lists entries one by one;
 # a backlog of pending entries is a problem in itself, so looking at the first ones is
@@ -86,13 +87,6 @@ class WorkerState(msgspec.Struct, frozen=True, kw_only=True):
     problem: str
 
 
-class HaltState(msgspec.Struct, frozen=True, kw_only=True):
-    """The kill switch: for every account, and per account (keyed by account ID)."""
-
-    all_accounts: HaltRecord | None
-    accounts: dict[str, HaltRecord]
-
-
 class Status(msgspec.Struct, frozen=True, kw_only=True):
     """One snapshot of the fleet (the ``--json`` output)."""
 
@@ -101,7 +95,7 @@ class Status(msgspec.Struct, frozen=True, kw_only=True):
     intents: IntentsState
     dead_letters: DeadLettersState
     workers: list[WorkerState]
-    halt: HaltState
+    halt: Halts
     budget_pause_ms: int | None
     """Time left of a fleet-wide pause after a 429 from the broker; ``None``: not paused."""
 
@@ -119,7 +113,7 @@ async def gather(redis: Redis, keys: Keys) -> Status:
             stream=keys.dead_letters, length=await redis.xlen(keys.dead_letters)
         ),
         workers=workers,
-        halt=await _halt(redis, keys),
+        halt=await halt.read(redis, keys),
         budget_pause_ms=_pause(await redis.pttl(keys.budget_pause)),
     )
 
@@ -324,30 +318,6 @@ async def _intents(redis: Redis, keys: Keys, alive: set[str]) -> IntentsState:
             for c in consumers
         ],
     )
-
-
-async def _halt(redis: Redis, keys: Keys) -> HaltState:
-    accounts: dict[str, HaltRecord] = {}
-    head = f"{keys.halt()}:"
-    async for key in redis.scan_iter(match=f"{head}*", count=1000):
-        record = _halt_record(await redis.get(key))
-        if record is not None:
-            accounts[_text(key)[len(head) :]] = record
-    return HaltState(
-        all_accounts=_halt_record(await redis.get(keys.halt())),
-        accounts=dict(sorted(accounts.items())),
-    )
-
-
-def _halt_record(data: bytes | None) -> HaltRecord | None:
-    if data is None:
-        return None
-    try:
-        return msgspec.json.decode(data, type=HaltRecord)
-    except msgspec.DecodeError:
-        # Any value halts (the claim script checks only that the key exists), so a key
-        # set by hand is shown as a halt too.
-        return HaltRecord(reason=data.decode(errors="replace"), at=0, by="?")
 
 
 def _pause(pttl: int) -> int | None:

@@ -31,7 +31,7 @@ from producer.contract import (
 )
 from worker.entries import Malformed, decode_entry
 from worker.ledger import DeadLetter
-from worker.status import duration, table, utc_time
+from worker.ops.status import duration, table, utc_time
 
 _PAGE: Final = 500
 _ENTRY_ID: Final = re.compile(r"\d+-\d+")

@@ -16,10 +16,12 @@ import asyncio
 import math
 import time
 from dataclasses import dataclass
+from importlib.resources import files
 from typing import Final, Literal
 
 from redis.asyncio import Redis
 
+from ow_core.fastlane import Script
 from ow_core.keys import Keys
 from worker.broker.errors import BrokerRateLimited
 
@@ -29,35 +31,10 @@ Priority = Literal["cancel", "modify", "place"]
 _RESERVE: Final[dict[str, float]] = {"cancel": 0.0, "modify": 0.1, "place": 0.25}
 _SAFETY: Final = 0.95
 
-# take(bucket, pause, capacity, refill_per_ms, reserve) -> 0 when granted, else ms to wait.
-# Shared by the ledger's claim script, so the first request of an intent costs no extra
-# round trip to Redis.
-TAKE_LUA: Final = """
-local function take_budget(bucket, pause, capacity, refill, reserve)
-  local paused = redis.call('PTTL', pause)
-  if paused > 0 then return paused end
-  local clock = redis.call('TIME')
-  local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-  local state = redis.call('HMGET', bucket, 'tokens', 'at')
-  local tokens = tonumber(state[1]) or capacity
-  local at = tonumber(state[2]) or now
-  tokens = math.min(capacity, tokens + math.max(0, now - at) * refill)
-  local ttl = math.ceil(capacity / refill) * 2 + 1000
-  if tokens - 1 < reserve then
-    redis.call('HSET', bucket, 'tokens', tostring(tokens), 'at', now)
-    redis.call('PEXPIRE', bucket, ttl)
-    return math.max(1, math.ceil((reserve + 1 - tokens) / refill))
-  end
-  redis.call('HSET', bucket, 'tokens', tostring(tokens - 1), 'at', now)
-  redis.call('PEXPIRE', bucket, ttl)
-  return 0
-end
-"""
-
-_TAKE_SCRIPT: Final = (
-    TAKE_LUA + "return take_budget(KEYS[1], KEYS[2], tonumber(ARGV[1]), "
-    "tonumber(ARGV[2]), tonumber(ARGV[3]))"
-)
+# budget.lua defines take_budget(); the ledger's claim loads it too, so the first request
+# of an intent costs no extra round trip.
+BUDGET_LUA: Final = files("worker.fleet") / "budget.lua"
+_TAKE: Final = Script.from_files(BUDGET_LUA, files("worker.fleet") / "take.lua")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +99,7 @@ class RateBudget:
         self.limit = limit
         self._redis = redis
         self._keys = keys
-        self._take = redis.register_script(_TAKE_SCRIPT)
+        self._take = redis.register_script(_TAKE.source)
 
     async def take(self, endpoint: str, deadline: float | None) -> None:
         """Wait for a token for one request to ``endpoint``.

@@ -18,7 +18,7 @@ from ow_core.keys import Keys
 from ow_core.redis_down import REDIS_ERRORS, is_redis_down
 from worker.broker.models import ContractInfo
 
-log = logging.getLogger("worker.contracts")
+log = logging.getLogger("worker.fleet.contracts")
 
 _CONTRACT: Final = msgspec.json.Decoder(ContractInfo)
 

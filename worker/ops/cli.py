@@ -24,9 +24,10 @@ from producer.errors import OrderError
 from producer.replay import read_intents, record_stream, replay
 from producer.validation import check_symbol
 from worker.broker.models import ContractInfo
-from worker.contracts import SharedContracts
-from worker.ledger import HaltRecord
-from worker.progress import Progress
+from worker.fleet import halt as kill_switch
+from worker.fleet.contracts import SharedContracts
+from worker.fleet.halt import HaltRecord
+from worker.ops.progress import Progress
 from worker.settings import ConfigError, Settings, mask_url
 
 Handler = Callable[[argparse.Namespace], int]
@@ -312,8 +313,8 @@ def _positive(text: str) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from worker import logs
     from worker.app import Worker, worker_settings
+    from worker.ops import logs
 
     settings = Settings.from_env()
     settings.require_credentials()
@@ -331,7 +332,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from worker.demo import run_demo
+    from worker.local.demo import run_demo
 
     return run_demo(
         orders=args.orders, workers=args.workers, redis_url=args.redis_url or None, logs=args.logs
@@ -434,7 +435,7 @@ def _with_redis(args: argparse.Namespace, work: Callable[[Redis, Keys], Awaitabl
 
 
 def _status(args: argparse.Namespace) -> int:
-    from worker import status
+    from worker.ops import status
 
     async def work(client: Redis, keys: Keys) -> int:
         return await status.command(
@@ -450,7 +451,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _dead_letters_list(args: argparse.Namespace) -> int:
-    from worker import deadletters
+    from worker.ops import deadletters
 
     return _with_redis(
         args,
@@ -461,7 +462,7 @@ def _dead_letters_list(args: argparse.Namespace) -> int:
 
 
 def _dead_letters_retry(args: argparse.Namespace) -> int:
-    from worker import deadletters
+    from worker.ops import deadletters
 
     ids = _chosen(args)
 
@@ -475,7 +476,7 @@ def _dead_letters_retry(args: argparse.Namespace) -> int:
 
 
 def _dead_letters_drop(args: argparse.Namespace) -> int:
-    from worker import deadletters
+    from worker.ops import deadletters
 
     ids = _chosen(args)
 
@@ -495,7 +496,7 @@ def _chosen(args: argparse.Namespace) -> list[str] | None:
 def _halt(args: argparse.Namespace) -> int:
     async def work(client: Redis, keys: Keys) -> int:
         record = HaltRecord(reason=args.reason, at=int(time.time() * 1000), by=_operator())
-        await client.set(keys.halt(args.account), msgspec.json.encode(record))
+        await kill_switch.halt(client, keys, record, args.account)
         return 0
 
     code = _with_redis(args, work)
@@ -506,7 +507,7 @@ def _halt(args: argparse.Namespace) -> int:
 
 def _resume(args: argparse.Namespace) -> int:
     async def work(client: Redis, keys: Keys) -> int:
-        lifted = await client.delete(keys.halt(args.account))
+        lifted = await kill_switch.resume(client, keys, args.account)
         scope = f"account {args.account}" if args.account else "all accounts"
         print(f"resumed: new orders allowed for {scope}" if lifted else f"{scope} were not halted")
         if args.account is None:
@@ -541,7 +542,7 @@ def _contract(args: argparse.Namespace) -> int:
 
 
 def _health(args: argparse.Namespace) -> int:
-    from worker import status
+    from worker.ops import status
 
     async def work(client: Redis, keys: Keys) -> int:
         workers = (await status.gather(client, keys)).workers

@@ -20,8 +20,8 @@ from pathlib import Path
 from producer.client import OrderClient
 from producer.contract import OrderResult
 from producer.errors import OrderError
-from worker.progress import Progress
-from worker.stack import Process, RedisServer, start_simulator, start_worker, worker_env
+from worker.local.stack import Process, RedisServer, start_simulator, start_worker, worker_env
+from worker.ops.progress import Progress
 
 ACCOUNT = 12345678
 _SYMBOLS = (("MNQ", 20000.0), ("ES", 6000.0), ("NQ", 20000.0), ("MES", 6000.0), ("CL", 70.0))

@@ -27,7 +27,7 @@ from ow_core.keys import Keys
 from ow_core.redis_down import REDIS_ERRORS, is_redis_down
 from worker.broker.models import Token
 
-log = logging.getLogger("worker.tokens")
+log = logging.getLogger("worker.fleet.tokens")
 
 _TOKEN: Final = msgspec.json.Decoder(Token)
 

@@ -21,8 +21,8 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from producer.contract import OrderResult
-from worker.health import HealthState
 from worker.observe import Observer
+from worker.ops.health import HealthState
 
 # Milliseconds, from a fraction of a millisecond (our queue) to seconds (a slow broker).
 _MS_BUCKETS: Final = (0.25, 0.5, 1, 2, 3, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)

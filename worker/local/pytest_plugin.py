@@ -29,7 +29,7 @@ import redis
 from producer.client import OrderClient
 from producer.contract import OrderResult
 from producer.replay import read_intents, replay
-from worker.stack import Process, RedisServer, start_simulator, start_worker, worker_env
+from worker.local.stack import Process, RedisServer, start_simulator, start_worker, worker_env
 
 DEMO_ACCOUNT = 12345678
 

@@ -1,0 +1,50 @@
+-- claim: before a worker acts on a request (worker/ledger/__init__.py). One atomic step.
+--
+-- KEYS  1 result      the request's stored result
+--       2 lease       who is executing the request
+--       3 claims      the request's history (each claim and recorded error)
+--       4 queue       the order's follow-up queue (the lease key when there is none)
+--       5 halt_all    the kill switch for every account
+--       6 halt_one    the kill switch for the intent's account
+--       7 budget      the fleet's rate budget
+--       8 pause       the fleet-wide pause after a 429
+-- ARGV  1 ClaimArgs as JSON (worker/ledger/protocol.py)
+-- Answer: a ClaimAnswer as JSON, tagged by "state".
+-- take_budget() comes from worker/fleet/budget.lua, loaded in front of this file.
+
+local result_key, lease_key, claims_key, queue_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local halt_all, halt_one, budget_key, pause_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local args = cjson.decode(ARGV[1])
+
+local stored = redis.call('GET', result_key)
+if stored then return '{"state":"done","stored":' .. stored .. '}' end
+
+local holder = redis.call('GET', lease_key)
+if holder and holder ~= args.owner then
+  return cjson.encode({state = 'busy', holder = holder})
+end
+
+if args.ordered then
+  local head = redis.call('LINDEX', queue_key, 0)
+  if head and head ~= args.entry_id and redis.call('LPOS', queue_key, args.entry_id) then
+    return cjson.encode({state = 'wait', head = head})
+  end
+end
+
+if args.new_order then
+  local halted = redis.call('GET', halt_all) or redis.call('GET', halt_one)
+  if halted then return cjson.encode({state = 'halted', record = halted}) end
+end
+
+local prepaid = false
+if args.budget ~= cjson.null then
+  local b = args.budget
+  local wait = take_budget(budget_key, pause_key, b.capacity, b.refill_per_ms, b.reserve)
+  if wait > 0 then return '{"state":"throttle","wait_ms":' .. string.format('%d', wait) .. '}' end
+  prepaid = true
+end
+
+redis.call('SET', lease_key, args.owner, 'PX', args.lease_ms)
+local n = redis.call('RPUSH', claims_key, args.note)
+redis.call('EXPIRE', claims_key, args.history_ttl_s)
+return '{"state":"go","claims":' .. n .. ',"prepaid":' .. tostring(prepaid) .. '}'
