@@ -24,7 +24,7 @@ from benchmarks.workload import (
     run_sequential,
     sequential_options,
 )
-from producer.client import new_request_id
+from producer.intents import new_request_id
 from worker.broker.client import GatewayClient
 from worker.broker.errors import BrokerError
 from worker.broker.transport import CallStats, make_session

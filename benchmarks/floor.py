@@ -25,8 +25,8 @@ from typing import Any, Final
 from redis.asyncio import Redis
 
 from benchmarks.procs import deliver, emit, loadgen_parser, redis_option, run
-from producer.client import new_request_id
 from producer.contract import PlaceOrder, encode_intent
+from producer.intents import new_request_id
 
 REQUESTS: Final = "bench:floor:requests"
 GROUP: Final = "bench:floor"

@@ -6,7 +6,7 @@ async with OrderClient("redis://127.0.0.1:6379/0", account_id=12345678) as clien
     result = await client.place_market_order(symbol="MNQ", side="BUY", quantity=1)
 """
 
-from producer.client import OrderClient, new_request_id
+from producer.client import OrderClient
 from producer.contract import (
     CancelOrder,
     Intent,
@@ -15,6 +15,7 @@ from producer.contract import (
     PlaceOrder,
 )
 from producer.errors import ClientClosed, InvalidOrder, OrderError, ResultTimeout
+from producer.intents import new_request_id
 from producer.replay import IntentLog, read_intents, record_stream, replay
 
 __all__ = [

@@ -1,7 +1,7 @@
 """arq wiring, kept thin: one worker process is an arq ``Worker`` plus our stream consumer.
 
 The hot path is the consumer (``consumer.py``), not arq's job queue, which polls a sorted
-set (see DESIGN.md). arq carries what it is good at: deferred jobs (cancelling a
+set (0.5 s by default). arq carries what it is good at: deferred jobs (cancelling a
 good-til-time order) and cron (token renewal, trimming, forgetting dead consumers).
 
 ``on_startup`` makes the process's resources once and keeps them in arq's ``ctx``: one
@@ -17,9 +17,11 @@ import gc
 import logging
 import signal
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Final
 
+import aiohttp
 import arq.worker
 import msgspec
 import redis.exceptions
@@ -88,7 +90,6 @@ class Worker(arq.worker.Worker):
 async def startup(ctx: dict[str, Any]) -> None:
     """Open the process's resources and start consuming."""
     settings: Settings = ctx["settings"]
-    keys = settings.keys
     redis = Redis.from_url(
         settings.redis_url,
         # A blocking XREADGROUP must never hit the socket timeout.
@@ -97,33 +98,19 @@ async def startup(ctx: dict[str, Any]) -> None:
         health_check_interval=30,
     )
     health = HealthState(settings.health_max_outage_s)
-    observers: list[Observer] = [LogObserver(), health]
     metrics = PrometheusObserver() if settings.metrics_port is not None else None
-    if metrics is not None:
-        observers.append(metrics)
-    observer = Observers(observers)
+    observer = Observers([LogObserver(), health, *([metrics] if metrics else [])])
     session = make_session(connections=max(100, settings.max_in_flight * 2))
-    broker = GatewayClient(
-        session,
-        settings.base_url,
-        username=settings.username,
-        api_key=settings.api_key.reveal(),
-        retry=settings.retry,
-        request_timeout=settings.broker_timeout_ms / 1000,
-        connect_timeout=settings.broker_connect_timeout_ms / 1000,
-        renew_margin=settings.token_renew_margin_s,
-        # The fleet shares one token, one rate budget and its resolved contracts.
-        budget=None
-        if settings.rate_limit is None
-        else RateBudget(redis, keys, settings.rate_limit),
-        tokens=SharedTokens(redis, keys),
-        contracts=SharedContracts(redis, keys, ttl_s=settings.contract_ttl_s),
-        contract_refresh_s=settings.contract_refresh_s,
-        observer=observer,
-    )
+    broker = _broker(settings, session, redis, observer)
+    consumer: Consumer | None = None
+
+    def track(entry_id: str, request_id: str) -> None:
+        if consumer is not None:
+            consumer.track(entry_id, request_id)
+
     ledger = Ledger(
         redis,
-        keys,
+        settings.keys,
         consumer=settings.worker_name,
         lease_ms=settings.lease_ms,
         result_ttl_s=settings.result_ttl_s,
@@ -131,43 +118,10 @@ async def startup(ctx: dict[str, Any]) -> None:
         budget=settings.rate_limit,
         lane=FastLane(settings.redis_url, timeout=settings.block_ms / 1000 + 5),
     )
-    arq_redis: ArqRedis = ctx["redis"]
-
-    async def schedule_cancel(intent: PlaceOrder, order_id: int) -> None:
-        await arq_redis.enqueue_job(
-            "cancel_after",
-            ENCODER.encode(intent).decode(),
-            order_id,
-            _job_id=f"gtt:{intent.request_id}",
-            _defer_by=timedelta(seconds=intent.cancel_after or 0),
-        )
-
-    consumer: Consumer | None = None
-
-    def track(entry_id: str, request_id: str) -> None:
-        if consumer is not None:
-            consumer.track(entry_id, request_id)
-
-    executor = Executor(
-        broker,
-        ledger,
-        keys,
-        ExecutorConfig(
-            worker_name=settings.worker_name,
-            retry=settings.retry,
-            tag_max_len=settings.tag_max_len,
-            duplicate_tag_code=settings.duplicate_tag_code,
-            resolve_timeout_s=settings.resolve_timeout_s,
-            order_lookback_h=settings.order_lookback_h,
-        ),
-        schedule_cancel=schedule_cancel,
-        track=track,
-        risk=None if settings.risk.empty else RiskGate(settings.risk, redis, keys, broker),
-        observer=observer,
-    )
+    executor = _executor(settings, broker, ledger, redis, ctx["redis"], track, observer)
     consumer = Consumer(
         redis,
-        keys,
+        settings.keys,
         executor,
         ledger,
         name=settings.worker_name,
@@ -195,6 +149,69 @@ async def startup(ctx: dict[str, Any]) -> None:
     # garbage collector's scans, which otherwise pause the hot path now and then.
     gc.freeze()
     await consumer.start()
+
+
+def _broker(
+    settings: Settings, session: aiohttp.ClientSession, redis: Redis, observer: Observer
+) -> GatewayClient:
+    """The broker client, sharing the fleet's token, rate budget and resolved contracts."""
+    keys = settings.keys
+    return GatewayClient(
+        session,
+        settings.base_url,
+        username=settings.username,
+        api_key=settings.api_key.reveal(),
+        retry=settings.retry,
+        request_timeout=settings.broker_timeout_ms / 1000,
+        connect_timeout=settings.broker_connect_timeout_ms / 1000,
+        renew_margin=settings.token_renew_margin_s,
+        budget=None
+        if settings.rate_limit is None
+        else RateBudget(redis, keys, settings.rate_limit),
+        tokens=SharedTokens(redis, keys),
+        contracts=SharedContracts(redis, keys, ttl_s=settings.contract_ttl_s),
+        contract_refresh_s=settings.contract_refresh_s,
+        observer=observer,
+    )
+
+
+def _executor(
+    settings: Settings,
+    broker: GatewayClient,
+    ledger: Ledger,
+    redis: Redis,
+    arq_redis: ArqRedis,
+    track: Callable[[str, str], None],
+    observer: Observer,
+) -> Executor:
+    """The executor, scheduling good-til-time cancels as arq jobs."""
+
+    async def schedule_cancel(intent: PlaceOrder, order_id: int) -> None:
+        await arq_redis.enqueue_job(
+            "cancel_after",
+            ENCODER.encode(intent).decode(),
+            order_id,
+            _job_id=f"gtt:{intent.request_id}",
+            _defer_by=timedelta(seconds=intent.cancel_after or 0),
+        )
+
+    return Executor(
+        broker,
+        ledger,
+        settings.keys,
+        ExecutorConfig(
+            worker_name=settings.worker_name,
+            retry=settings.retry,
+            tag_max_len=settings.tag_max_len,
+            duplicate_tag_code=settings.duplicate_tag_code,
+            resolve_timeout_s=settings.resolve_timeout_s,
+            order_lookback_h=settings.order_lookback_h,
+        ),
+        schedule_cancel=schedule_cancel,
+        track=track,
+        risk=None if settings.risk.empty else RiskGate(settings.risk, redis, settings.keys, broker),
+        observer=observer,
+    )
 
 
 async def warm_up(broker: GatewayClient, settings: Settings) -> None:

@@ -8,7 +8,9 @@ intents); then it prints what happened and how long it took, and stops everythin
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -21,6 +23,7 @@ from producer.client import OrderClient
 from producer.contract import OrderResult
 from producer.errors import OrderError
 from worker.local.stack import Process, RedisServer, start_simulator, start_worker, worker_env
+from worker.ops.args import positive
 from worker.ops.progress import Progress
 
 ACCOUNT = 12345678
@@ -121,94 +124,126 @@ def run_demo(*, orders: int, workers: int, redis_url: str | None, logs: Path | N
 async def _burst(redis_url: str, orders: int, tally: Tally, say: Callable[[str], None]) -> None:
     async with OrderClient(redis_url, account_id=ACCOUNT, timeout=10.0) as client:
         say(f"placing {orders} bracketed market orders, 10 at a time")
-        bar = Progress(orders, "  placed")
-        placed: list[OrderResult] = []
-        for wave in range(0, orders, 10):
-            calls = []
-            for i in range(wave, min(wave + 10, orders)):
-                symbol, _ = _SYMBOLS[i % len(_SYMBOLS)]
-                calls.append(
-                    tally.timed(
-                        "place market + brackets",
-                        client.place_market_order(
-                            symbol=symbol,
-                            side="BUY" if i % 2 == 0 else "SELL",
-                            quantity=1 + i % 3,
-                            stop_loss_ticks=20,
-                            take_profit_ticks=40,
-                            custom_tag="demo",
-                        ),
-                    )
-                )
-            placed += [r for r in await asyncio.gather(*calls) if r is not None]
-            bar.update(min(wave + 10, orders))
-
+        placed = await _market_orders(client, orders, tally)
         say("resting limits: place, modify, cancel")
-        limits = []
-        for i in range(10):
-            symbol, price = _SYMBOLS[i % len(_SYMBOLS)]
-            limit = price * 0.9 if i % 2 == 0 else price * 1.1
-            result = await tally.timed(
-                "place limit (rests)",
-                client.place_order(
-                    symbol,
-                    "BUY" if i % 2 == 0 else "SELL",
-                    1,
-                    order_type="limit",
-                    limit_price=round(limit),
-                ),
-            )
-            if result is not None and result.order_id is not None:
-                limits.append((result.order_id, round(limit)))
-        await asyncio.gather(
-            *(
-                tally.timed("modify limit", client.modify_order(oid, price=price + 1, quantity=2))
-                for oid, price in limits
-            )
-        )
-        await asyncio.gather(
-            *(tally.timed("cancel limit", client.cancel_order(oid)) for oid, _ in limits)
-        )
-        await asyncio.gather(
-            *(
-                tally.timed("cancel again (idempotent)", client.cancel_order(oid))
-                for oid, _ in limits
-            )
-        )
-
+        await _resting_limits(client, tally)
         say("good-til-time limit (cancel_after=1 s)")
-        gtt = await tally.timed(
-            "place limit, cancel_after=1s",
+        await _good_til_time(client, tally)
+        say("a repeated request ID, and a few bad intents")
+        await _refusals(client, placed, tally)
+
+
+async def _market_orders(client: OrderClient, orders: int, tally: Tally) -> list[OrderResult]:
+    bar = Progress(orders, "  placed")
+    placed: list[OrderResult] = []
+    for wave in range(0, orders, 10):
+        calls = []
+        for i in range(wave, min(wave + 10, orders)):
+            symbol, _ = _SYMBOLS[i % len(_SYMBOLS)]
+            calls.append(
+                tally.timed(
+                    "place market + brackets",
+                    client.place_market_order(
+                        symbol=symbol,
+                        side="BUY" if i % 2 == 0 else "SELL",
+                        quantity=1 + i % 3,
+                        stop_loss_ticks=20,
+                        take_profit_ticks=40,
+                        custom_tag="demo",
+                    ),
+                )
+            )
+        placed += [r for r in await asyncio.gather(*calls) if r is not None]
+        bar.update(min(wave + 10, orders))
+    return placed
+
+
+async def _resting_limits(client: OrderClient, tally: Tally) -> None:
+    limits = []
+    for i in range(10):
+        symbol, price = _SYMBOLS[i % len(_SYMBOLS)]
+        limit = price * 0.9 if i % 2 == 0 else price * 1.1
+        result = await tally.timed(
+            "place limit (rests)",
             client.place_order(
-                "MNQ", "BUY", 1, order_type="limit", limit_price=15000.0, cancel_after=1.0
+                symbol,
+                "BUY" if i % 2 == 0 else "SELL",
+                1,
+                order_type="limit",
+                limit_price=round(limit),
             ),
         )
-        if gtt is not None:
-            scheduled = await client.result(f"{gtt.request_id}:gtt", timeout=10.0)
-            tally.rows.setdefault("scheduled cancel (:gtt)", Row("scheduled cancel (:gtt)")).add(
-                "no result" if scheduled is None else scheduled.status
-            )
+        if result is not None and result.order_id is not None:
+            limits.append((result.order_id, round(limit)))
+    await asyncio.gather(
+        *(
+            tally.timed("modify limit", client.modify_order(oid, price=price + 1, quantity=2))
+            for oid, price in limits
+        )
+    )
+    await asyncio.gather(
+        *(tally.timed("cancel limit", client.cancel_order(oid)) for oid, _ in limits)
+    )
+    await asyncio.gather(
+        *(tally.timed("cancel again (idempotent)", client.cancel_order(oid)) for oid, _ in limits)
+    )
 
-        say("a repeated request ID, and a few bad intents")
-        if placed:
-            again = client.make_place("MNQ", "BUY", 1, request_id=placed[0].request_id)
-            await tally.timed(
-                "repeat a request ID (not re-sent)", client.wait(await client.submit(again))
-            )
-            await tally.timed("cancel a filled order", client.cancel_order(placed[0].order_id or 0))
-        await tally.timed(
-            "limit price off the tick grid",
-            client.place_order("MNQ", "BUY", 1, order_type="limit", limit_price=20000.1),
+
+async def _good_til_time(client: OrderClient, tally: Tally) -> None:
+    gtt = await tally.timed(
+        "place limit, cancel_after=1s",
+        client.place_order(
+            "MNQ", "BUY", 1, order_type="limit", limit_price=15000.0, cancel_after=1.0
+        ),
+    )
+    if gtt is not None:
+        scheduled = await client.result(f"{gtt.request_id}:gtt", timeout=10.0)
+        tally.rows.setdefault("scheduled cancel (:gtt)", Row("scheduled cancel (:gtt)")).add(
+            "no result" if scheduled is None else scheduled.status
         )
-        await tally.timed("unknown symbol", client.place_order("XYZ", "BUY", 1))
+
+
+async def _refusals(client: OrderClient, placed: list[OrderResult], tally: Tally) -> None:
+    if placed:
+        again = client.make_place("MNQ", "BUY", 1, request_id=placed[0].request_id)
         await tally.timed(
-            "stop-loss too close (broker rule)",
-            client.place_order("MNQ", "BUY", 1, stop_loss_ticks=2),
+            "repeat a request ID (not re-sent)", client.wait(await client.submit(again))
         )
-        await tally.timed(
-            "quantity 0 (refused before enqueue)", client.place_order("MNQ", "BUY", 0)
-        )
+        await tally.timed("cancel a filled order", client.cancel_order(placed[0].order_id or 0))
+    await tally.timed(
+        "limit price off the tick grid",
+        client.place_order("MNQ", "BUY", 1, order_type="limit", limit_price=20000.1),
+    )
+    await tally.timed("unknown symbol", client.place_order("XYZ", "BUY", 1))
+    await tally.timed(
+        "stop-loss too close (broker rule)",
+        client.place_order("MNQ", "BUY", 1, stop_loss_ticks=2),
+    )
+    await tally.timed("quantity 0 (refused before enqueue)", client.place_order("MNQ", "BUY", 0))
 
 
 def _say(text: str) -> None:
     print(f"demo: {text}", file=sys.stderr, flush=True)
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The ``demo`` command."""
+    demo = commands.add_parser(
+        "demo",
+        help="run a self-contained demo: Redis, the simulator, two workers, a burst of intents",
+        description="Start a private redis-server (or use REDIS_URL), the broker simulator and "
+        "worker processes, send a realistic burst of intents, print outcomes and latencies, "
+        "and stop everything. Needs no account and no internet.",
+    )
+    demo.add_argument(
+        "--orders", type=positive, default=60, help="market orders to place (default 60)"
+    )
+    demo.add_argument("--workers", type=positive, default=2, help="worker processes (default 2)")
+    demo.add_argument("--logs", type=Path, help="keep process logs in this folder")
+    demo.set_defaults(handler=_demo, redis_url=os.environ.get("REDIS_URL", ""))
+
+
+def _demo(args: argparse.Namespace) -> int:
+    return run_demo(
+        orders=args.orders, workers=args.workers, redis_url=args.redis_url or None, logs=args.logs
+    )

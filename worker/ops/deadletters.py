@@ -8,16 +8,20 @@ stream as a new entry; ``drop`` deletes dead letters.
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from importlib.resources import files
 from typing import Final, TextIO
 
 import msgspec
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 
+from ow_core.fastlane import Script
 from ow_core.keys import ORDER_QUEUE_TTL_S, Keys
 
 # The producer's own lifetime for an order's queue, so a retried follow-up's agrees with it.
@@ -31,30 +35,25 @@ from producer.contract import (
 )
 from worker.entries import Malformed, decode_entry
 from worker.ledger import DeadLetter
+from worker.ops.args import positive, redis_options, seconds, with_redis
 from worker.ops.status import duration, table, utc_time
+from worker.settings import ConfigError
 
 _PAGE: Final = 500
 _ENTRY_ID: Final = re.compile(r"\d+-\d+")
 
-# One atomic step, so two operators retrying the same dead letter at once add it once,
-# and the stored-result check cannot race the re-add. A follow-up (modify, cancel) joins
-# its order's queue as the producer's own submit does, so it keeps its turn among them.
-_RETRY: Final = """
-if #redis.call('XRANGE', KEYS[2], ARGV[1], ARGV[1]) == 0 then return {'gone', ''} end
-if ARGV[4] == '1' then
-  redis.call('DEL', KEYS[3])
-else
-  local stored = redis.call('GET', KEYS[3])
-  if stored then return {'answered', stored} end
-end
-local id = redis.call('XADD', KEYS[1], '*', 'v', ARGV[2], 'd', ARGV[3])
-if ARGV[5] == '1' then
-  redis.call('RPUSH', KEYS[4], id)
-  redis.call('EXPIRE', KEYS[4], ARGV[6])
-end
-redis.call('XDEL', KEYS[2], ARGV[1])
-return {'ok', id}
-"""
+_RETRY: Final = Script.from_files(files("worker.ops") / "retry_dead.lua")
+
+
+class RetryArgs(msgspec.Struct, frozen=True, kw_only=True):
+    """``retry_dead.lua``'s arguments."""
+
+    dead_id: str
+    version: str
+    data: str
+    force: bool
+    follow_up: bool
+    queue_ttl_s: int = ORDER_QUEUE_TTL_S
 
 
 class ListedDeadLetter(DeadLetter, kw_only=True, frozen=True):
@@ -133,69 +132,75 @@ async def retry(
     new one that many seconds from now (a worker answers an intent past its deadline
     ``expired`` without sending it, and the dead letter would be gone).
     """
-    script = redis.register_script(_RETRY)
+    script = redis.register_script(_RETRY.source)
     outcomes: list[Outcome] = []
     async for letter in _select(redis, keys, ids, outcomes):
-        intent = _decode(letter, keys)
-        if isinstance(intent, Malformed):
-            outcomes.append(
-                Outcome(
-                    letter.id,
-                    False,
-                    f"{letter.id}: not retried: {_shorten(intent.reason, 120)}; retrying "
-                    "would only dead-letter it again, so drop it",
-                )
-            )
-            continue
-        what = f"{letter.id}: request {intent.request_id} ({_describe(intent)})"
-        now = int(time.time() * 1000)
-        # Everything that stands in the way is said at once, not one flag per attempt.
-        refusals = []
-        if not force and (stored := await redis.get(keys.result(intent.request_id))):
-            refusals.append(_answered(stored) + "; --force deletes that result")
-        if deadline_s is None and intent.deadline <= now:
-            refusals.append(
-                f"its deadline passed {duration(now - intent.deadline)} ago, so a worker would "
-                "answer it expired without sending it; --deadline SECONDS gives it a new one"
-            )
-        if refusals:
-            outcomes.append(
-                Outcome(letter.id, False, f"{what}: not retried: {'; '.join(refusals)}")
-            )
-            continue
-        if deadline_s is None:
-            fields = _raw(letter)  # exactly the fields it had
-        else:
-            intent = msgspec.structs.replace(intent, deadline=now + int(deadline_s * 1000))
-            fields = encode_intent(intent)
-        queue = (
-            None
-            if isinstance(intent, PlaceOrder)
-            else keys.order_queue(intent.account_id, intent.order_id)
-        )
-        result_key = keys.result(intent.request_id)
-        state, detail = await script(
-            keys=[keys.intents, keys.dead_letters, result_key, queue or keys.intents],
-            args=[
-                letter.id,
-                fields[b"v"],
-                fields[b"d"],
-                "1" if force else "0",
-                "0" if queue is None else "1",
-                ORDER_QUEUE_TTL_S,
-            ],
-        )
-        if state == b"gone":
-            outcomes.append(Outcome(letter.id, False, f"{letter.id}: not found (already gone)"))
-        elif state == b"answered":
-            # Answered between the check above and now.
-            message = f"{what}: not retried: {_answered(detail)}; --force deletes that result"
-            outcomes.append(Outcome(letter.id, False, message))
-        else:
-            outcomes.append(
-                Outcome(letter.id, True, f"{what} retried as intents entry {detail.decode()}")
-            )
+        outcomes.append(await _retry_one(redis, script, keys, letter, force, deadline_s))
     return outcomes
+
+
+async def _retry_one(
+    redis: Redis,
+    script: AsyncScript,
+    keys: Keys,
+    letter: ListedDeadLetter,
+    force: bool,
+    deadline_s: float | None,
+) -> Outcome:
+    intent = _decode(letter, keys)
+    if isinstance(intent, Malformed):
+        return Outcome(
+            letter.id,
+            False,
+            f"{letter.id}: not retried: {_shorten(intent.reason, 120)}; retrying "
+            "would only dead-letter it again, so drop it",
+        )
+    what = f"{letter.id}: request {intent.request_id} ({_describe(intent)})"
+    now = int(time.time() * 1000)
+    # Everything that stands in the way is said at once, not one flag per attempt.
+    refusals = []
+    if not force and (stored := await redis.get(keys.result(intent.request_id))):
+        refusals.append(_answered(stored) + "; --force deletes that result")
+    if deadline_s is None and intent.deadline <= now:
+        refusals.append(
+            f"its deadline passed {duration(now - intent.deadline)} ago, so a worker would "
+            "answer it expired without sending it; --deadline SECONDS gives it a new one"
+        )
+    if refusals:
+        return Outcome(letter.id, False, f"{what}: not retried: {'; '.join(refusals)}")
+    if deadline_s is None:
+        fields = _raw(letter)  # exactly the fields it had
+    else:
+        intent = msgspec.structs.replace(intent, deadline=now + int(deadline_s * 1000))
+        fields = encode_intent(intent)
+    queue = (
+        None
+        if isinstance(intent, PlaceOrder)
+        else keys.order_queue(intent.account_id, intent.order_id)
+    )
+    args = RetryArgs(
+        dead_id=letter.id,
+        version=fields[b"v"].decode(),
+        data=fields[b"d"].decode(),
+        force=force,
+        follow_up=queue is not None,
+    )
+    state, detail = await script(
+        keys=[
+            keys.intents,
+            keys.dead_letters,
+            keys.result(intent.request_id),
+            queue or keys.intents,
+        ],
+        args=[msgspec.json.encode(args)],
+    )
+    if state == b"gone":
+        return Outcome(letter.id, False, f"{letter.id}: not found (already gone)")
+    if state == b"answered":
+        # Answered between the check above and now.
+        message = f"{what}: not retried: {_answered(detail)}; --force deletes that result"
+        return Outcome(letter.id, False, message)
+    return Outcome(letter.id, True, f"{what} retried as intents entry {detail.decode()}")
 
 
 async def drop(redis: Redis, keys: Keys, ids: Sequence[str] | None) -> list[Outcome]:
@@ -305,3 +310,110 @@ def _decode(letter: DeadLetter, keys: Keys) -> Intent | Malformed:
 
 def _shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# --- the command ---------------------------------------------------------------------
+
+
+def _dead_letter_ids(parser: argparse.ArgumentParser, verb: str) -> None:
+    parser.add_argument(
+        "ids", nargs="*", metavar="ID", help="dead-letter IDs, as `dead-letters list` shows them"
+    )
+    parser.add_argument("--all", action="store_true", help=f"{verb} every dead letter")
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The ``dead-letters`` command and its actions."""
+    dead = commands.add_parser(
+        "dead-letters",
+        help="list, retry or drop the intents that could not be executed",
+        description="Entries that kept failing (delivered WORKER_MAX_DELIVERIES times) or did "
+        "not decode are moved to the dead-letter stream (<prefix>:dead) with their error and "
+        "history. Their producers were answered (failed/dead_lettered, or "
+        "rejected/malformed_intent). `list` them, `retry` them or `drop` them.",
+    )
+    actions = dead.add_subparsers(title="actions", required=True, metavar="ACTION")
+    listing = actions.add_parser(
+        "list",
+        help="show the dead letters, oldest first",
+        description="Show each dead letter: its ID in the dead-letter stream (what retry and "
+        "drop take), when it died, its request ID, what it was, its deliveries and why.",
+    )
+    redis_options(listing)
+    listing.add_argument(
+        "--json", action="store_true", help="one JSON object per line: the full record with its id"
+    )
+    listing.add_argument("--limit", type=positive, default=100, help="show at most N (default 100)")
+    listing.set_defaults(handler=_dead_letters_list)
+    retry = actions.add_parser(
+        "retry",
+        help="put dead letters' intents back on the intents stream",
+        description="Add each dead letter's original intent (the same fields) to the intents "
+        "stream as a new entry, and remove it from the dead-letter stream. A retried place "
+        "cannot be placed twice: its broker customTag is derived from its request ID, and its "
+        "history (kept for RESULT_TTL_S) tells the worker it was started before, so the "
+        "worker first looks the order up by that tag and answers from what it finds (the "
+        "gateway also refuses a second order with the same tag). Refused: an entry that is "
+        "not a valid intent (drop it), a request that already has a stored result (its "
+        "producer was answered; --force), and an intent past its deadline (--deadline).",
+        epilog="Exit status 1 when any dead letter was not retried.",
+    )
+    redis_options(retry)
+    _dead_letter_ids(retry, "retry")
+    retry.add_argument(
+        "--force",
+        action="store_true",
+        help="delete a request's stored result first (a dead-lettered request has one: "
+        "failed/dead_lettered), so it is executed again and answered anew",
+    )
+    retry.add_argument(
+        "--deadline",
+        type=seconds,
+        metavar="SECONDS",
+        help="give each intent a new deadline SECONDS from now; without it, an intent past its "
+        "deadline is refused (a worker would answer it expired without sending it)",
+    )
+    retry.set_defaults(handler=_dead_letters_retry)
+    drop = actions.add_parser(
+        "drop",
+        help="delete dead letters",
+        description="Delete dead letters from the dead-letter stream, without asking; prints "
+        "each one dropped. Their producers were answered already.",
+        epilog="Exit status 1 when any ID was not found.",
+    )
+    redis_options(drop)
+    _dead_letter_ids(drop, "drop")
+    drop.set_defaults(handler=_dead_letters_drop)
+
+
+def _dead_letters_list(args: argparse.Namespace) -> int:
+    return with_redis(
+        args,
+        lambda client, keys: list_command(client, keys, limit=args.limit, as_json=args.json),
+    )
+
+
+def _dead_letters_retry(args: argparse.Namespace) -> int:
+    ids = _chosen(args)
+
+    async def work(client: Redis, keys: Keys) -> int:
+        outcomes = await retry(client, keys, ids, force=args.force, deadline_s=args.deadline)
+        return report(outcomes)
+
+    return with_redis(args, work)
+
+
+def _dead_letters_drop(args: argparse.Namespace) -> int:
+    ids = _chosen(args)
+
+    async def work(client: Redis, keys: Keys) -> int:
+        return report(await drop(client, keys, ids))
+
+    return with_redis(args, work)
+
+
+def _chosen(args: argparse.Namespace) -> list[str] | None:
+    """The dead-letter IDs given, or None for --all."""
+    if args.all == bool(args.ids):
+        raise ConfigError("give dead-letter IDs or --all (not both)")
+    return None if args.all else list(args.ids)

@@ -8,9 +8,11 @@ or again every few seconds with ``--watch``).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import signal
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -26,6 +28,8 @@ from ow_core.redis_down import REDIS_ERRORS, is_redis_down
 from worker.consumer import Heartbeat
 from worker.fleet import halt
 from worker.fleet.halt import HaltRecord, Halts
+from worker.ops.args import redis_options, seconds, with_redis
+from worker.settings import mask_url
 
 # Per-entry idle times come from XPENDING's extended form, which lists entries one by one;
 # a backlog of pending entries is a problem in itself, so looking at the first ones is
@@ -171,22 +175,31 @@ async def command(
 
 def render(status: Status, *, where: str = "", watch: float | None = None) -> str:
     """The snapshot as a compact table for a terminal."""
-    intents = status.intents
     refresh = f"  (every {watch:g} s, Ctrl-C to stop)" if watch is not None else ""
     lines = [
-        f"order-worker status  {where}  prefix {status.prefix}  {utc_time(status.at)}{refresh}"
+        f"order-worker status  {where}  prefix {status.prefix}  {utc_time(status.at)}{refresh}",
+        *_summary(status),
+        "",
+        *_worker_rows(status),
+        *_consumer_rows(status),
     ]
+    return "\n".join(lines)
+
+
+def _summary(status: Status) -> list[str]:
+    """The stream, the dead letters, the kill switch and the budget, a line or so each."""
+    intents = status.intents
     if intents.group_exists:
         lag = "?" if intents.lag is None else str(intents.lag)
-        lines.append(
+        lines = [
             f"intents   {intents.stream}: {intents.length} on stream, {lag} not yet delivered, "
             f"{intents.pending} pending (last delivered {intents.last_delivered_id})"
-        )
+        ]
     else:
-        lines.append(
+        lines = [
             f"intents   {intents.stream}: {intents.length} on stream, "
             f"no consumer group yet (no worker has started)"
-        )
+        ]
     dead = status.dead_letters
     hint = "  (order-worker dead-letters list)" if dead.length else ""
     plural = "" if dead.length == 1 else "s"
@@ -197,9 +210,11 @@ def render(status: Status, *, where: str = "", watch: float | None = None) -> st
         "budget    "
         + ("not paused" if pause is None else f"PAUSED for {duration(pause)} (the broker sent 429)")
     )
+    return lines
 
-    lines.append("")
-    lines.append(f"workers alive: {len(status.workers)}")
+
+def _worker_rows(status: Status) -> list[str]:
+    lines = [f"workers alive: {len(status.workers)}"]
     if status.workers:
         rows = [("name", "host", "pid", "up", "heartbeat", "in flight", "handled", "health")]
         rows += [
@@ -216,14 +231,18 @@ def render(status: Status, *, where: str = "", watch: float | None = None) -> st
             for w in status.workers
         ]
         lines += table(rows, right=frozenset({2, 5, 6}))
+    return lines
 
+
+def _consumer_rows(status: Status) -> list[str]:
+    intents = status.intents
     # A consumer that left nothing pending and has no heartbeat is a worker that stopped
     # cleanly (housekeeping forgets it after an hour): not worth a row.
     shown = [c for c in intents.consumers if c.alive or c.pending]
     hidden = len(intents.consumers) - len(shown)
+    lines = []
     if shown:
-        lines.append("")
-        lines.append(f"consumers of {intents.group}")
+        lines += ["", f"consumers of {intents.group}"]
         held = [("name", "pending", "idle", "oldest pending", "heartbeat")]
         held += [
             (
@@ -238,7 +257,7 @@ def render(status: Status, *, where: str = "", watch: float | None = None) -> st
         lines += table(held, right=frozenset({1}))
     if hidden:
         lines.append(f"({hidden} stopped consumers with nothing pending not shown)")
-    return "\n".join(lines)
+    return lines
 
 
 # --- gathering ---------------------------------------------------------------------------
@@ -380,3 +399,80 @@ def duration(ms: int) -> str:
 def utc_time(ms: int) -> str:
     """An epoch-milliseconds time as ``YYYY-MM-DD HH:MM:SS UTC``."""
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+# --- the commands --------------------------------------------------------------------
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The ``status`` and ``health`` commands."""
+    status = commands.add_parser(
+        "status",
+        help="show the fleet: stream, backlog, pending entries, workers, dead letters, halt",
+        description="Show, from Redis: the intents stream's length, the consumer group's lag "
+        "(entries not yet delivered) and pending entries (per consumer, with how long they "
+        "have gone untouched), the dead letters, the workers alive (from their heartbeats: "
+        "host, pid, uptime, last heartbeat, intents in flight and handled), the kill switch "
+        "and a rate-budget pause. Read-only.",
+    )
+    redis_options(status)
+    status.add_argument(
+        "--json", action="store_true", help="print one JSON object (one per refresh with --watch)"
+    )
+    status.add_argument(
+        "--watch",
+        nargs="?",
+        const=2.0,
+        type=seconds,
+        metavar="SECONDS",
+        help="refresh every SECONDS (default 2) until Ctrl-C",
+    )
+    status.set_defaults(handler=_status)
+
+    health = commands.add_parser(
+        "health",
+        help="exit 0 if this host's workers are alive and healthy (for HEALTHCHECK)",
+        description="Check the workers' own health verdicts in their Redis heartbeats: alive "
+        "(heartbeat not expired) and healthy (not cut off from Redis or the broker for "
+        "HEALTH_MAX_OUTAGE_S). By default the workers of this host (one container, one "
+        "worker); --name checks one worker, --all every worker. Exit 0 when at least one "
+        "is checked and all are healthy, 1 otherwise, 2 when Redis cannot be reached.",
+    )
+    redis_options(health)
+    which = health.add_mutually_exclusive_group()
+    which.add_argument("--name", help="the worker (its WORKER_NAME) to check")
+    which.add_argument("--all", action="store_true", help="every worker of the fleet")
+    health.set_defaults(handler=_health)
+
+
+def _status(args: argparse.Namespace) -> int:
+    async def work(client: Redis, keys: Keys) -> int:
+        return await command(
+            client, keys, where=mask_url(args.redis_url), as_json=args.json, watch=args.watch
+        )
+
+    try:
+        return with_redis(args, work)
+    except KeyboardInterrupt:
+        if args.watch is None:
+            raise
+        return 0  # Ctrl-C is how a watch ends
+
+
+def _health(args: argparse.Namespace) -> int:
+    async def work(client: Redis, keys: Keys) -> int:
+        workers = (await gather(client, keys)).workers
+        if args.name:
+            checked = [w for w in workers if w.name == args.name]
+        elif args.all:
+            checked = workers
+        else:
+            checked = [w for w in workers if w.host == socket.gethostname()]
+        for worker in checked:
+            verdict = "healthy" if worker.healthy else f"UNHEALTHY: {worker.problem}"
+            print(f"{worker.name}: {verdict}")
+        if not checked:
+            print("no live worker to check", file=sys.stderr)
+        return 0 if checked and all(w.healthy for w in checked) else 1
+
+    return with_redis(args, work)

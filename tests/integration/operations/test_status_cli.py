@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -164,32 +165,59 @@ def test_status_says_when_redis_is_unreachable() -> None:
     assert done.stdout == ""
 
 
-def watch(redis_url: str, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "worker", "status", "--watch", "0.2", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={"REDIS_URL": redis_url, "PATH": "/usr/bin:/bin"},
-    )
+class Watch:
+    """``order-worker status --watch`` as an operator runs it; its output read as it comes,
+    so a test waits for what it needs to see rather than for a fixed time (the process
+    takes a while to start on a busy machine)."""
 
+    def __init__(self, redis_url: str, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "worker", "status", "--watch", "0.2", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={"REDIS_URL": redis_url, "PATH": "/usr/bin:/bin"},
+        )
+        self._lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
-def interrupt(process: subprocess.Popen[str]) -> tuple[str, str]:
-    process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=15)
-    assert process.returncode == 0, err
-    return out, err
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.append(line)
+
+    @property
+    def out(self) -> str:
+        return "".join(self._lines)
+
+    def wait_for(self, text: str, count: int = 1, timeout: float = 30.0) -> None:
+        """Until ``text`` has been printed ``count`` times."""
+        deadline = time.monotonic() + timeout
+        while self.out.count(text) < count:
+            assert self.process.poll() is None, self.process.communicate()[1]
+            assert time.monotonic() < deadline, f"no {count} x {text!r} in {self.out!r}"
+            time.sleep(0.05)
+
+    def interrupt(self) -> str:
+        """Ctrl-C; everything it printed. It must end cleanly."""
+        self.process.send_signal(signal.SIGINT)
+        _, err = self.process.communicate(timeout=15)
+        self._reader.join(timeout=5)
+        assert self.process.returncode == 0, err
+        return self.out
 
 
 def test_watch_refreshes_until_ctrl_c(order_worker: WorkerStack) -> None:
-    table = watch(order_worker.redis_url)
-    lines = watch(order_worker.redis_url, "--json")
-    time.sleep(2.0)
-    out, _ = interrupt(table)
+    table = Watch(order_worker.redis_url)
+    lines = Watch(order_worker.redis_url, "--json")
+    table.wait_for("order-worker status ", count=3)
+    lines.wait_for('"workers"', count=3)
+    out = table.interrupt()
     assert out.count("order-worker status ") >= 3
     assert "(every 0.2 s, Ctrl-C to stop)" in out
     assert "\x1b[" not in out  # not a terminal: no screen clearing
-    out, _ = interrupt(lines)
+    out = lines.interrupt()
     snapshots = [json.loads(line) for line in out.splitlines()]
     assert len(snapshots) >= 3
     assert all(s["workers"][0]["name"] == "test-worker-1" for s in snapshots)
@@ -197,15 +225,16 @@ def test_watch_refreshes_until_ctrl_c(order_worker: WorkerStack) -> None:
 
 async def test_watch_rides_out_a_redis_restart(fleet: Callable[..., Fleet]) -> None:
     stack = fleet()
-    process = watch(stack.redis_url)
+    watching = Watch(stack.redis_url)
     try:
-        await asyncio.sleep(1.0)
+        watching.wait_for("order-worker status ")
         stack.redis.kill()
-        await asyncio.sleep(1.5)
+        watching.wait_for("Redis unreachable at")
         stack.redis.start()
-        await asyncio.sleep(1.5)
+        up = watching.out.count("order-worker status ")
+        watching.wait_for("order-worker status ", count=up + 1)
     finally:
-        out, _ = interrupt(process)
+        out = watching.interrupt()
     down = out.index("Redis unreachable at redis://127.0.0.1:")
     assert "order-worker status " in out[:down]
     assert "order-worker status " in out[down:]  # and back once Redis was

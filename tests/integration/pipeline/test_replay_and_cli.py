@@ -87,11 +87,11 @@ def test_submit_refuses_a_bad_order_before_enqueueing_it() -> None:
 
 
 def test_every_command_has_help() -> None:
-    from worker.ops.cli import _parser
+    from worker.ops.cli import parser
 
     commands = next(
         action.choices
-        for action in _parser()._actions
+        for action in parser()._actions
         if isinstance(action, argparse._SubParsersAction)
     )
     assert {"run", "demo", "status", "health", "halt", "dead-letters"} <= set(commands)

@@ -1,0 +1,106 @@
+"""``order-worker halt|resume|contract``: the operator's controls over the fleet."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import msgspec
+from redis.asyncio import Redis
+
+from ow_core.keys import Keys
+from producer.validation import check_symbol
+from worker.broker.models import ContractInfo
+from worker.fleet import halt as kill_switch
+from worker.fleet.contracts import SharedContracts
+from worker.fleet.halt import HaltRecord
+from worker.ops.args import operator, redis_options, with_redis
+from worker.settings import ConfigError
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The ``halt``, ``resume`` and ``contract`` commands."""
+    halt = commands.add_parser(
+        "halt",
+        help="kill switch: stop every worker from sending new orders (cancels still go through)",
+        description="Stop every worker of the fleet from sending new orders, for all accounts "
+        "or one. Modifies and cancels still go through, so positions can be flattened. Takes "
+        "effect at once for intents not yet started, survives worker restarts (it is kept in "
+        "Redis) and lasts until `order-worker resume`.",
+    )
+    redis_options(halt)
+    halt.add_argument("--account", type=int, help="only this account (default: all)")
+    halt.add_argument("--reason", default="halted by an operator", help="shown in the results")
+    halt.set_defaults(handler=_halt)
+
+    resume = commands.add_parser(
+        "resume",
+        help="lift the kill switch",
+        description="Let new orders through again (for all accounts, or the one given).",
+    )
+    redis_options(resume)
+    resume.add_argument("--account", type=int, help="only this account (default: all)")
+    resume.set_defaults(handler=_resume)
+
+    contract = commands.add_parser(
+        "contract",
+        help="show, set or clear the fleet's contract for a symbol",
+        description="The fleet caches symbol → contract in Redis. `set` pins a symbol to a "
+        "contract (e.g. to trade the next month before the roll) until `clear`; workers pick "
+        "it up within CONTRACT_REFRESH_S.",
+    )
+    redis_options(contract)
+    contract.add_argument("action", choices=("show", "set", "clear"))
+    contract.add_argument("symbol", help="e.g. MNQ")
+    contract.add_argument("contract_id", nargs="?", help="set: e.g. CON.F.US.MNQ.H27")
+    contract.add_argument("--tick-size", type=float, help="set: the contract's tick size")
+    contract.add_argument("--tick-value", type=float, help="set: the contract's tick value")
+    contract.set_defaults(handler=_contract)
+
+
+def _halt(args: argparse.Namespace) -> int:
+    async def work(client: Redis, keys: Keys) -> int:
+        record = HaltRecord(reason=args.reason, at=int(time.time() * 1000), by=operator())
+        await kill_switch.halt(client, keys, record, args.account)
+        return 0
+
+    code = with_redis(args, work)
+    scope = f"account {args.account}" if args.account else "all accounts"
+    print(f"halted: no new orders for {scope} until `order-worker resume`")
+    return code
+
+
+def _resume(args: argparse.Namespace) -> int:
+    async def work(client: Redis, keys: Keys) -> int:
+        lifted = await kill_switch.resume(client, keys, args.account)
+        scope = f"account {args.account}" if args.account else "all accounts"
+        print(f"resumed: new orders allowed for {scope}" if lifted else f"{scope} were not halted")
+        if args.account is None:
+            rest = [k.decode() async for k in client.scan_iter(f"{keys.halt()}:*")]
+            if rest:
+                print(f"still halted: {', '.join(rest)}")
+        return 0
+
+    return with_redis(args, work)
+
+
+def _contract(args: argparse.Namespace) -> int:
+    symbol = check_symbol(args.symbol)
+
+    async def work(client: Redis, keys: Keys) -> int:
+        store = SharedContracts(client, keys)
+        if args.action == "set":
+            if not args.contract_id or args.tick_size is None:
+                raise ConfigError("contract set needs CONTRACT_ID and --tick-size")
+            info = ContractInfo(symbol, args.contract_id, args.tick_size, args.tick_value)
+            await store.pin(info)
+            print(f"{symbol} → {args.contract_id} (until `order-worker contract clear {symbol}`)")
+        elif args.action == "clear":
+            cleared = await store.clear(symbol)
+            print(f"{symbol}: cleared" if cleared else f"{symbol}: nothing to clear")
+        else:
+            found = await store.load(symbol)
+            print(msgspec.json.encode(found).decode() if found else f"{symbol}: not resolved yet")
+        return 0
+
+    return with_redis(args, work)
