@@ -234,6 +234,7 @@ async def drive(
 @dataclass
 class Report:
     intents: int
+    places: int
     results: int
     broker_orders: int
     duplicates: int
@@ -298,6 +299,7 @@ def audit(name: str, run: Run, orders: list[dict[str, Any]], *, tag_len: int = 5
     )
     report = Report(
         intents=len(run.intents),
+        places=sum(isinstance(i, PlaceOrder) for i in run.intents.values()),
         results=sum(r is not None for r in run.results.values()),
         broker_orders=len(entries),
         duplicates=duplicates,

@@ -33,4 +33,4 @@ async def test_sigkill_workers_mid_flight_loses_and_duplicates_nothing(
     run = await drive_while(stack.redis_url, chaos, producers=3, places=150, batch=8)
     report = audit("sigkill x6", run, stack.broker.orders())
     assert kills == 6
-    assert report.outcomes["place accepted"] * 7 == report.intents * 5
+    assert report.outcomes["place accepted"] == report.places  # every place was accepted

@@ -25,5 +25,5 @@ async def test_workers_and_producers_ride_out_a_redis_restart(
     run = await drive_while(stack.redis_url, outage, producers=3, places=150, batch=8)
     report = audit("redis restart (AOF everysec)", run, stack.broker.orders())
     # Each round: 150 places, 30 modifies, 30 cancels; every place accepted.
-    assert report.outcomes["place accepted"] * 7 == report.intents * 5
+    assert report.outcomes["place accepted"] == report.places  # every place was accepted
     assert all(process.alive for process in stack.workers.values())

@@ -62,7 +62,10 @@ async def test_the_budget_refills_and_a_wait_respects_the_deadline(budget: RateB
     await granted(budget, CANCEL, 20)
     started = time.monotonic()
     await budget.take(CANCEL, deadline=time.monotonic() + 2)
-    assert 0.05 < time.monotonic() - started < 0.5  # one token refills in about 0.14 s
+    # It waited for a token to refill (about 0.14 s), and got it before its deadline (else
+    # take() raises): the wait itself is measured, not a wall-clock bound a busy machine
+    # could overrun.
+    assert time.monotonic() - started > 0.05
     with pytest.raises(BrokerRateLimited):
         await budget.take(PLACE, deadline=time.monotonic() + 0.01)
 
