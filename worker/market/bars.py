@@ -56,6 +56,9 @@ _FOREVER: Final = 1 << 62
 """Later than any time."""
 _NO_BARS: Final[tuple[Bar, ...]] = ()
 
+_BAR_COST: Final = 4
+"""Reading a bar's fields costs about four times reading a trade from its columns."""
+
 _HIGH: Final = attrgetter("high")
 _LOW: Final = attrgetter("low")
 _VOLUME: Final = attrgetter("volume")
@@ -91,31 +94,6 @@ class _OpenBar:
         self.volume = 0
         self.changed = False
 
-    def fold(
-        self,
-        open_: float,
-        open_at: int,
-        high: float,
-        low: float,
-        close: float,
-        close_at: int,
-        volume: int,
-    ) -> None:
-        """Adds trades that arrived after those already in (so a tie in time goes to them
-        for the close and to the bar for the open)."""
-        if open_at < self.open_at:
-            self.open = open_
-            self.open_at = open_at
-        if close_at >= self.close_at:
-            self.close = close
-            self.close_at = close_at
-        if high > self.high:
-            self.high = high
-        if low < self.low:
-            self.low = low
-        self.volume += volume
-        self.changed = True
-
     def bar(self, symbol: str, final: bool) -> Bar:
         return Bar(
             symbol=symbol,
@@ -128,6 +106,33 @@ class _OpenBar:
             volume=self.volume,
             final=final,
         )
+
+
+def _fold(
+    bars: Iterable[_OpenBar],
+    open_: float,
+    open_at: int,
+    high: float,
+    low: float,
+    close: float,
+    close_at: int,
+    volume: int,
+) -> None:
+    """Adds trades to bars; they arrived after those already in, so a tie in time goes
+    to them for the close and to the bar for the open."""
+    for bar in bars:
+        if open_at < bar.open_at:
+            bar.open = open_
+            bar.open_at = open_at
+        if close_at >= bar.close_at:
+            bar.close = close
+            bar.close_at = close_at
+        if high > bar.high:
+            bar.high = high
+        if low < bar.low:
+            bar.low = low
+        bar.volume += volume
+        bar.changed = True
 
 
 class BarAggregator:
@@ -213,7 +218,8 @@ class BarAggregator:
     def add(self, price: float, size: int, at: int) -> Sequence[Bar]:
         """Takes one trade (``at`` in epoch ms); returns the bars its time closed (final).
 
-        A trade whose bar has already closed is dropped and counted in ``dropped``.
+        A trade whose bar has already closed in any timeframe is dropped from all of them
+        and counted in ``dropped`` (the bars its time closed are still returned).
         """
         if self._seg_start <= at < self._fast_end:
             if price > self._seg_high:
@@ -266,8 +272,8 @@ class BarAggregator:
             # Older than the segment: straight into its bars, after the segment so that
             # ties in time keep the arrival order.
             self._flush()
-            for index, ms in enumerate(self._ms):
-                self._bar_at(index, at - at % ms).fold(price, at, price, price, price, at, size)
+            bars = [self._bar_at(index, at - at % ms) for index, ms in enumerate(self._ms)]
+            _fold(bars, price, at, price, price, price, at, size)
             self._fast_end = min(self._seg_end, self._next_close)
             return closed
         if at >= self._seg_end:
@@ -299,16 +305,16 @@ class BarAggregator:
         """Folds the segment's trades into its bars and empties it (its span stays)."""
         if self._seg_close_at == _NEVER:
             return
-        for bar in self._seg_bars:
-            bar.fold(
-                self._seg_open,
-                self._seg_open_at,
-                self._seg_high,
-                self._seg_low,
-                self._seg_close,
-                self._seg_close_at,
-                self._seg_volume,
-            )
+        _fold(
+            self._seg_bars,
+            self._seg_open,
+            self._seg_open_at,
+            self._seg_high,
+            self._seg_low,
+            self._seg_close,
+            self._seg_close_at,
+            self._seg_volume,
+        )
         self._clock = max(self._clock, self._seg_close_at)
         self._seg_open_at = _FOREVER
         self._seg_close_at = _NEVER
@@ -344,12 +350,13 @@ def bars_from_ticks(
     *,
     now: int,
 ) -> dict[Timeframe, list[Bar]]:
-    """Bars in each timeframe from a batch of trades given as three columns, oldest first.
+    """Bars in each timeframe from a batch of trades given as three columns.
 
-    Trades out of order are sorted by time (a stable sort: ties keep their order). A bar
+    Trades out of order are sorted by time first (a stable sort: ties keep their order,
+    as they would have arrived live), so the bars are the aggregator's. A bar
     is final if it ended by ``now`` (epoch ms). Each timeframe is built from the bars of
     a shorter one already built that divides it (5 m from 1 m) when those are fewer than
-    the trades, so six timeframes cost little more than the shortest.
+    the trades by far, so six timeframes cost little more than the shortest.
     """
     count = len(times)
     if len(prices) != count or len(sizes) != count:
@@ -368,7 +375,7 @@ def bars_from_ticks(
             key=len,
             default=None,
         )
-        if source is not None and len(source) < count:
+        if source is not None and len(source) * _BAR_COST <= count:
             built[timeframe] = _from_bars(source, timeframe, now)
         else:
             built[timeframe] = _from_ticks(symbol, timeframe, prices, sizes, times, now)
