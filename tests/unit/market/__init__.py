@@ -1,0 +1,1 @@
+"""Unit tests of market data: bars, timeframes, the wire types."""

@@ -1,0 +1,1 @@
+"""Market data in the worker: bars built from the trade feed."""
