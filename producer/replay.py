@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Final, cast
+from typing import IO, Any, Final, Protocol, cast
 
 import msgspec
 from redis.asyncio import Redis
@@ -19,8 +19,22 @@ from ow_core.keys import Keys
 from producer.contract import DATA_FIELD, ENCODER, INTENT_DECODER, Intent, OrderResult
 from producer.errors import InvalidOrder
 
-if TYPE_CHECKING:
-    from producer.client import OrderClient
+
+class Submitter(Protocol):
+    """What replaying needs of a client (``OrderClient`` is one)."""
+
+    reply_stream: str
+    timeout: float
+
+    def new_request_id(self) -> str:
+        """A fresh request ID."""
+
+    async def submit(self, intent: Intent) -> str:
+        """Enqueue an intent; its request ID."""
+
+    async def result(self, request_id: str, *, timeout: float = 0.0) -> OrderResult | None:
+        """A request's result, waiting up to ``timeout`` for it."""
+
 
 _PAGE: Final = 1000
 
@@ -89,7 +103,7 @@ async def record_stream(
 
 
 async def replay(
-    client: OrderClient,
+    client: Submitter,
     intents: list[Intent],
     *,
     keep_ids: bool = False,
