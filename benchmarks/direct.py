@@ -24,11 +24,11 @@ from benchmarks.workload import (
     run_sequential,
     sequential_options,
 )
+from ow_core.tags import broker_tag
 from producer.intents import new_request_id
 from worker.broker.client import GatewayClient
 from worker.broker.errors import BrokerError
 from worker.broker.transport import CallStats, make_session
-from worker.tags import broker_tag
 
 DEMO_USER = "demo"
 DEMO_KEY = "demo-key"

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from ow_core.backoff import Backoff
+from ow_core.tags import broker_tag
 from producer.contract import OrderResult, PlaceOrder
 from producer.errors import InvalidOrder
 from worker import placing
@@ -26,7 +27,6 @@ from worker.broker.errors import (
 from worker.broker.models import Order
 from worker.fleet.risk import RiskGate
 from worker.placing import Event, Phase, Placing, Step
-from worker.tags import broker_tag
 
 log = logging.getLogger("worker.executor")
 

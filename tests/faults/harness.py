@@ -14,11 +14,11 @@ from typing import Any
 import msgspec
 
 from ow_core.aio import cancel_and_wait
+from ow_core.tags import broker_tag
 from producer import OrderClient, OrderResult, ResultTimeout
 from producer.contract import Intent, ModifyOrder, PlaceOrder, decode_result
 from worker.local.pytest_plugin import DEMO_ACCOUNT, BrokerSim
 from worker.local.stack import Process, RedisServer, start_simulator, start_worker, worker_env
-from worker.tags import broker_tag
 
 # Short timings so crashes are noticed and recovered from within a test's few seconds.
 FAST: Mapping[str, str] = {

@@ -11,6 +11,7 @@ from typing import Any, cast
 import pytest
 
 from ow_core.keys import Keys
+from ow_core.tags import broker_tag
 from producer.contract import (
     DATA_FIELD,
     VERSION_FIELD,
@@ -41,7 +42,6 @@ from worker.broker.retry import RetryPolicy
 from worker.entries import MAX_INTENT_BYTES, Entry
 from worker.executor import Executor, ExecutorConfig
 from worker.ledger import Ledger
-from worker.tags import broker_tag
 
 KEYS = Keys()
 REPLY = KEYS.reply("client-1")

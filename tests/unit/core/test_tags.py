@@ -1,4 +1,4 @@
-"""worker/tags.py: the broker-side idempotency key made from a request ID."""
+"""ow_core/tags.py: the broker-side idempotency key made from a request ID."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.tags import broker_tag, request_key
+from ow_core.tags import broker_tag, request_key
 
 DIGEST = re.compile(r"^[a-z2-7]{16}$")  # 16 characters of lower-case base32
 
