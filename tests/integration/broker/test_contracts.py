@@ -49,9 +49,11 @@ async def test_search_contracts_live_finds_nothing_like_topstepx(client: Gateway
 
 
 async def test_contract_by_id_round_trips(client: GatewayClient) -> None:
-    [mes] = [c for c in await client.search_contracts("MES") if c.symbol_id == "F.US.MES"]
-    contract = await client.contract_by_id(mes.id)
-    assert contract == mes
+    # The search lists two months of MES (front and next); each resolves to itself.
+    months = [c for c in await client.search_contracts("MES") if c.symbol_id == "F.US.MES"]
+    assert len(months) == 2
+    for month in months:
+        assert await client.contract_by_id(month.id) == month
 
 
 async def test_contract_by_unknown_id_is_rejected_once(

@@ -13,10 +13,12 @@ ACTIVE = {"onlyActiveAccounts": True}
 INVALID = {"token": None, "success": False, "errorCode": 3, "errorMessage": "Invalid credentials"}
 
 
-async def test_ping_needs_no_token(client: Client) -> None:
+async def test_ping_needs_no_token_and_answers_json(client: Client) -> None:
     response = await client.get("/api/Status/ping")
     assert response.status == 200
-    assert await response.text() == "pong"
+    # The spec's schema is a string, and ASP.NET sends it as JSON: third-party SDKs parse it.
+    assert response.content_type == "application/json"
+    assert await response.json() == "pong"
 
 
 async def test_login_issues_a_working_token(client: Client) -> None:

@@ -47,7 +47,7 @@ async def test_serves_on_a_free_port_and_exits_cleanly_on_sigterm() -> None:
         assert int(match.group(2)) > 0
         async with aiohttp.ClientSession(base) as session:
             async with session.get("/api/Status/ping") as pong:
-                assert await pong.text() == "pong"
+                assert await pong.json() == "pong"
             login = {"userName": "x", "apiKey": "k"}
             async with session.post("/api/Auth/loginKey", json=login) as response:
                 token = (await response.json())["token"]

@@ -56,7 +56,13 @@ async def test_account_search(client: Client, token: str) -> None:
 
 async def test_contract_search(client: Client, token: str) -> None:
     answer = await call(client, "/api/Contract/search", token, {"live": False, "searchText": "NQ"})
-    assert [c["id"] for c in answer["contracts"]] == [MNQ, "CON.F.US.ENQ.Z25"]
+    # Front and next month of each product, front first; the expired month is not listed.
+    assert [c["id"] for c in answer["contracts"]] == [
+        MNQ,
+        "CON.F.US.MNQ.H26",
+        "CON.F.US.ENQ.Z25",
+        "CON.F.US.ENQ.H26",
+    ]
     assert answer["contracts"][0] == {
         "id": MNQ,
         "name": "MNQZ5",
@@ -78,6 +84,12 @@ async def test_contract_search_by_id(client: Client, token: str) -> None:
     assert found["contract"]["tickSize"] == 0.01
     missing = await call(client, path, token, {"contractId": "CON.F.US.CLE.F20"})
     assert missing == failure(1, "Contract not found", contract=None)
+    # §4.2: an expired month still resolves by ID, as not active.
+    expired = await call(client, path, token, {"contractId": "CON.F.US.MNQ.U25"})
+    assert (expired["contract"]["name"], expired["contract"]["activeContract"]) == (
+        "MNQU5",
+        False,
+    )
 
 
 async def test_available_contracts(client: Client, token: str) -> None:
@@ -174,7 +186,8 @@ async def test_bracket_sign_rejection(client: Client, token: str) -> None:
             {"type": 4, "stopPrice": 21000.1},
             failure(2, "Invalid stop price. Price is not aligned to tick size", orderId=None),
         ),
-        ({"type": 5}, failure(2, "Unsupported order type (5)", orderId=None)),
+        ({"type": 5}, failure(2, "Invalid trail price. Trail price not set.", orderId=None)),
+        ({"type": 0}, failure(2, "Unsupported order type (0)", orderId=None)),
     ],
 )
 async def test_place_rejections(
