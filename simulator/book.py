@@ -83,7 +83,8 @@ class Book:
     ) -> None:
         self._contracts = contracts
         self.market = market
-        self._publisher = publisher or NoPublisher()
+        # None when nobody listens, so no payload is built for nothing.
+        self._publisher = None if isinstance(publisher, NoPublisher | None) else publisher
         self._tag_uniqueness = tag_uniqueness
         self._duplicate_tag_code = duplicate_tag_code
         self._stop_through_market = stop_through_market
@@ -615,14 +616,19 @@ class Book:
     # --- publishing ----------------------------------------------------------------------
 
     def _order_changed(self, order: Order) -> None:
-        self._publisher.user(order.account_id, "GatewayUserOrder", order_model(order))
+        if self._publisher is not None:
+            self._publisher.user(order.account_id, "GatewayUserOrder", order_model(order))
 
     def _account_changed(self, account: Account) -> None:
-        self._publisher.user(account.id, "GatewayUserAccount", account_model(account))
+        if self._publisher is not None:
+            self._publisher.user(account.id, "GatewayUserAccount", account_model(account))
 
     def _filled(self, fill: Fill) -> None:
+        publisher = self._publisher
+        if publisher is None:
+            return
         account_id = fill.account.id
-        self._publisher.user(account_id, "GatewayUserTrade", trade_model(fill.trade))
+        publisher.user(account_id, "GatewayUserTrade", trade_model(fill.trade))
         for position in fill.positions:
-            self._publisher.user(account_id, "GatewayUserPosition", position_model(position))
+            publisher.user(account_id, "GatewayUserPosition", position_model(position))
         self._account_changed(fill.account)

@@ -9,11 +9,11 @@ goes to the Publisher as the market hub's GatewayQuote, GatewayTrade and Gateway
 import random
 from collections import deque
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from simulator.bars import Bar
-from simulator.contracts import Contract, ContractTable, trading_day
+from simulator.contracts import Contract, ContractTable, trading_day, trading_day_start
 from simulator.orders import OrderSide
 from simulator.publish import NoPublisher, Publisher
 from simulator.wire import GatewayDepth, GatewayQuote, GatewayTrade, price, timestamp
@@ -42,7 +42,7 @@ class _Session:
     """One contract's market today."""
 
     quote: Quote
-    day: date
+    ends: datetime  # when its trading day ends
     open: Decimal
     high: Decimal
     low: Decimal
@@ -63,7 +63,8 @@ class Market:
         if spread_ticks < 1:
             raise ValueError(f"spread_ticks must be at least 1, got {spread_ticks}")
         self._contracts = contracts
-        self._publisher = publisher or NoPublisher()
+        # None when nobody listens, so no payload is built for nothing.
+        self._publisher = None if isinstance(publisher, NoPublisher | None) else publisher
         self._spread_ticks = spread_ticks
         self.clear()
 
@@ -100,7 +101,8 @@ class Market:
         before = session.quote
         session.quote = self._quote(contract, last)
         self._print(contract, session, last, volume, self._aggressor(before.last, last), now)
-        if session.quote.bid != before.bid or session.quote.ask != before.ask:
+        moved = session.quote.bid != before.bid or session.quote.ask != before.ask
+        if moved and self._publisher is not None:
             self._publisher.market(contract_id, "GatewayDepth", self._depth(session.quote, now))
         return session.quote
 
@@ -131,15 +133,17 @@ class Market:
 
     def _session(self, contract: Contract, now: datetime) -> _Session:
         """Today's session of the contract; a new trading day opens at the last price."""
-        day = trading_day(now)
         session = self._sessions.get(contract.id)
+        if session is not None and now < session.ends:
+            return session
+        ends = trading_day_start(trading_day(now) + timedelta(days=1))
         if session is None:
             last = contract.reference_price
-            session = _Session(self._quote(contract, last), day, last, last, last, 0, None)
+            session = _Session(self._quote(contract, last), ends, last, last, last, 0, None)
             self._sessions[contract.id] = session
-        elif session.day != day:
+        else:
             last = session.quote.last
-            session.day, session.open, session.high, session.low = day, last, last, last
+            session.ends, session.open, session.high, session.low = ends, last, last, last
             session.volume = 0
         return session
 
@@ -162,6 +166,8 @@ class Market:
         session.volume += volume
         session.updated = now
         self._record_second(contract.id, at, volume, now)
+        if self._publisher is None:
+            return
         self._publisher.market(contract.id, "GatewayQuote", self._quote_model(contract, session))
         if volume > 0:
             # project-x-py's handlers read GatewayTrade as a list of prints.

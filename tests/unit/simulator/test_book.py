@@ -1,92 +1,38 @@
 """The order state machine: fills, resting orders, brackets, rejections, tags, modify, cancel."""
 
 import random
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from simulator.accounts import Account, PositionType
+from simulator.accounts import PositionType
 from simulator.book import Book
-from simulator.contracts import ContractTable, is_on_tick, listed_contracts
-from simulator.market import Market
-from simulator.orders import (
-    Bracket,
-    Order,
-    OrderRequest,
-    OrderSide,
-    OrderStatus,
-    OrderType,
-    Outcome,
-    TagUniqueness,
+from simulator.contracts import is_on_tick
+from simulator.orders import OrderRequest, OrderSide, OrderStatus, OrderType, Outcome, TagUniqueness
+from tests.unit.simulator.helpers import (
+    ACCOUNT,
+    BUY,
+    CL,
+    LIMIT,
+    MARKET,
+    MNQ,
+    NOW,
+    OTHER_ACCOUNT,
+    SELL,
+    STOP,
+    TICK,
+    legs,
+    make_book,
+    place,
+    request,
 )
-
-NOW = datetime(2025, 11, 25, 15, 0, tzinfo=UTC)
-MNQ = "CON.F.US.MNQ.Z25"
-CL = "CON.F.US.CLE.F26"
-TICK = Decimal("0.25")
-BUY, SELL = OrderSide.BID, OrderSide.ASK
-LIMIT, MARKET, STOP = OrderType.LIMIT, OrderType.MARKET, OrderType.STOP
-ACCOUNT, OTHER_ACCOUNT = 1, 2
-
-
-def make_book(
-    tag_uniqueness: TagUniqueness = TagUniqueness.FOREVER, duplicate_tag_code: int = 2
-) -> Book:
-    contracts = ContractTable(listed_contracts(date(2025, 11, 25)))
-    return Book(
-        [Account(ACCOUNT, "A", Decimal(50000)), Account(OTHER_ACCOUNT, "B", Decimal(50000))],
-        contracts,
-        Market(contracts),
-        tag_uniqueness=tag_uniqueness,
-        duplicate_tag_code=duplicate_tag_code,
-    )
 
 
 @pytest.fixture
 def book() -> Book:
     return make_book()
-
-
-def request(
-    type: int = MARKET,
-    side: int = BUY,
-    size: int = 1,
-    *,
-    account_id: int = ACCOUNT,
-    contract_id: str = MNQ,
-    limit_price: str | None = None,
-    stop_price: str | None = None,
-    tag: str | None = None,
-    sl: int | None = None,
-    tp: int | None = None,
-) -> OrderRequest:
-    return OrderRequest(
-        account_id=account_id,
-        contract_id=contract_id,
-        type=type,
-        side=side,
-        size=size,
-        limit_price=None if limit_price is None else Decimal(limit_price),
-        stop_price=None if stop_price is None else Decimal(stop_price),
-        custom_tag=tag,
-        stop_loss=None if sl is None else Bracket(sl, STOP),
-        take_profit=None if tp is None else Bracket(tp, LIMIT),
-    )
-
-
-def place(book: Book, req: OrderRequest, now: datetime = NOW) -> Order:
-    outcome = book.place(req, now)
-    assert outcome.success, outcome
-    assert outcome.order_id is not None
-    order = book.order(outcome.order_id)
-    assert order is not None
-    return order
-
-
-def legs(book: Book, parent: Order) -> list[Order]:
-    return [o for o in book.orders() if o.parent_order_id == parent.id]
 
 
 # --- fills and positions ---------------------------------------------------------------
@@ -394,7 +340,7 @@ def test_duplicate_tag_code_is_configurable() -> None:
 
 
 def test_open_mode_frees_a_tag_once_its_order_is_done() -> None:
-    book = make_book(TagUniqueness.OPEN)
+    book = make_book(tag_uniqueness=TagUniqueness.OPEN)
     resting = place(book, request(LIMIT, limit_price="20000", tag="t"))
     assert book.place(request(tag="t"), NOW) == DUPLICATE
     assert book.cancel(ACCOUNT, resting.id, NOW).success
@@ -407,7 +353,7 @@ def test_open_mode_frees_a_tag_once_its_order_is_done() -> None:
 
 
 def test_off_mode_never_checks_tags() -> None:
-    book = make_book(TagUniqueness.OFF)
+    book = make_book(tag_uniqueness=TagUniqueness.OFF)
     place(book, request(LIMIT, limit_price="20000", tag="t"))
     place(book, request(LIMIT, limit_price="20000", tag="t"))
     assert len(book.working_orders(ACCOUNT)) == 2
