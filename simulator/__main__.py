@@ -47,6 +47,13 @@ def _positive(text: str) -> float:
     return value
 
 
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
 def _non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -192,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     market.add_argument(
         "--random-walk-ms",
-        type=float,
+        type=_non_negative,
         default=0.0,
         metavar="MS",
         help="move every price a seeded random step of up to 3 ticks every MS ms, for demos "

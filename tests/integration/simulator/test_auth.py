@@ -21,6 +21,33 @@ async def test_ping_needs_no_token_and_answers_json(client: Client) -> None:
     assert await response.json() == "pong"
 
 
+APP_LOGIN = {
+    "userName": "u",
+    "password": "k",
+    "deviceId": "d",
+    "appId": "B76015F2-04D3-477E-9191-C5E22CB2C957",
+    "verifyKey": "v",
+}
+
+
+async def test_app_login_issues_a_working_token(client: Client) -> None:
+    answer = await call(client, "/api/Auth/loginApp", None, APP_LOGIN)
+    assert (answer["success"], answer["errorCode"]) == (True, 0)
+    assert (await call(client, SEARCH_ACCOUNTS, answer["token"], ACTIVE))["success"] is True
+    for empty in ("password", "deviceId", "appId", "verifyKey", "userName"):
+        refused = await call(client, "/api/Auth/loginApp", None, {**APP_LOGIN, empty: ""})
+        assert refused == INVALID, empty
+    missing = {k: v for k, v in APP_LOGIN.items() if k != "verifyKey"}
+    assert (await client.post("/api/Auth/loginApp", json=missing)).status == 400
+
+
+async def test_app_login_checks_the_configured_secret(make_client: MakeClient) -> None:
+    client = await make_client(dataclasses.replace(CONFIG, username="u", api_key="k"))
+    assert (await call(client, "/api/Auth/loginApp", None, APP_LOGIN))["success"] is True
+    wrong = {**APP_LOGIN, "password": "other"}
+    assert await call(client, "/api/Auth/loginApp", None, wrong) == INVALID
+
+
 async def test_login_issues_a_working_token(client: Client) -> None:
     answer = await call(client, "/api/Auth/loginKey", None, {"userName": "u", "apiKey": "k"})
     assert answer["success"] is True

@@ -75,6 +75,9 @@ def test_help_exits_0() -> None:
         "--no-rate-limit",
         "--commit-then-fail-rate",
         "--tag-unique",
+        "--max-fill-size",
+        "--random-walk-ms",
+        "--daily-loss-limit",
     ):
         assert flag in result.stdout
 
@@ -90,6 +93,12 @@ def test_help_exits_0() -> None:
         (["--port", "70000"], "port must be 0-65535"),
         (["--accounts", "1,x"], "expected comma-separated account IDs"),
         (["--tag-unique", "sometimes"], "invalid choice: 'sometimes'"),
+        (["--max-fill-size", "0"], "must be 1 or more, got 0"),
+        (["--spread-ticks", "0"], "must be 1 or more, got 0"),
+        (["--fee-per-contract", "x"], "expected an amount in dollars, got 'x'"),
+        (["--daily-loss-limit", "-5"], "must be 0 or more, got -5"),
+        (["--stop-through-market", "maybe"], "invalid choice: 'maybe'"),
+        (["--random-walk-ms", "-1"], "must be 0 or more, got -1"),
     ],
 )
 def test_bad_flags_exit_2(args: list[str], message: str) -> None:

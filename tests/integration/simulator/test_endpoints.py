@@ -309,3 +309,28 @@ async def test_malformed_bodies_get_a_validation_problem(
     assert key == error_key
     assert message in text
     assert await sim_orders(client) == []
+
+
+# --- what the gateway does not serve ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/Order/nope",
+        "/nope",
+        # Not in the spec's paths (jaypatrick/TopstepApi) nor in the docs' endpoint index.
+        "/api/Order/searchById",
+    ],
+)
+async def test_unknown_paths_get_an_empty_404(client: Client, token: str, path: str) -> None:
+    response = await client.post(path, json={}, headers=bearer(token))
+    assert response.status == 404
+    assert await response.read() == b""
+
+
+async def test_a_wrong_method_gets_an_empty_405(client: Client) -> None:
+    response = await client.get("/api/Order/place")
+    assert response.status == 405
+    assert response.headers["Allow"] == "POST"
+    assert await response.read() == b""
