@@ -39,9 +39,11 @@ from simulator.orders import (
     PlaceOrderErrorCode,
     StopThroughMarket,
     TagUniqueness,
-    bracket_problem,
-    missing_price,
+    bracket_legs,
+    new_order,
+    price_leg,
     price_problem,
+    request_problem,
     status_name,
 )
 from simulator.publish import NoPublisher, Publisher
@@ -49,7 +51,6 @@ from simulator.views import account_model, order_model, position_model, trade_mo
 
 # Order IDs are int64 on the wire; starting well above 1 makes them look like real ones.
 FIRST_ORDER_ID = 1001
-PLACEABLE = frozenset(OrderType) - {OrderType.UNKNOWN}
 # Simulator choice: no live text is known for an account the daily loss limit stopped.
 ACCOUNT_LOCKED = "Account cannot trade: the daily loss limit was reached"
 
@@ -188,7 +189,7 @@ class Book:
         elif order.type == OrderType.TRAILING_STOP:
             follow(order, quote.last)
         self._order_changed(self._record(order))
-        self._add_bracket_legs(order, request, contract, quote, now)
+        self._add_bracket_legs(order, request, quote, now)
         self._work(order, now, arriving=True)
         return Outcome(order_id=order.id)
 
@@ -370,60 +371,26 @@ class Book:
     # --- brackets ------------------------------------------------------------------------
 
     def _add_bracket_legs(
-        self, entry: Order, request: OrderRequest, contract: Contract, quote: Quote, now: datetime
+        self, entry: Order, request: OrderRequest, quote: Quote, now: datetime
     ) -> None:
-        """Record the stop-loss (Stop) and take-profit (Limit) legs of a bracketed entry.
-
-        They wait Suspended until the entry fills, priced from the price it is expected to
-        fill at; its first fill prices them again from where it really filled. Simulator
-        choice: the bracket's `type` is not used; legs are always Stop and Limit, the types
-        clients send (§5.2), on the opposite side.
-        """
+        """Record the bracket legs of an entry, Suspended, priced from where it should fill."""
         expected: Decimal | None
         if entry.type == OrderType.MARKET:
             expected = quote.ask if entry.side == OrderSide.BID else quote.bid
         else:
             expected = entry.limit_price if entry.type in LIMIT_PRICED else entry.stop_price
         assert expected is not None  # _check guarantees the entry's price
-        exit_side = OrderSide(entry.side).opposite
-        for bracket, leg_type in (
-            (request.stop_loss, OrderType.STOP),
-            (request.take_profit, OrderType.LIMIT),
-        ):
-            if bracket is None:
-                continue
-            leg = Order(
-                id=self._next_order_id,
-                account_id=entry.account_id,
-                contract_id=entry.contract_id,
-                symbol_id=entry.symbol_id,
-                creation_timestamp=now,
-                update_timestamp=now,
-                status=OrderStatus.SUSPENDED,
-                type=leg_type,
-                side=exit_side,
-                size=entry.size,
-                parent_order_id=entry.id,
-                bracket_ticks=bracket.ticks,
-            )
-            self._price_leg(leg, expected, contract)
+        tick_size = self._contracts[entry.contract_id].tick_size
+        for leg in bracket_legs(entry, request, self._next_order_id, now):
+            price_leg(leg, expected, tick_size)
             self._next_order_id += 1
             self._children.setdefault(entry.id, []).append(self._record(leg))
             self._order_changed(leg)
 
-    @staticmethod
-    def _price_leg(leg: Order, base: Decimal, contract: Contract) -> None:
-        assert leg.bracket_ticks is not None
-        at = base + leg.bracket_ticks * contract.tick_size
-        if leg.type == OrderType.STOP:
-            leg.stop_price = at
-        else:
-            leg.limit_price = at
-
     def _protect(self, entry: Order, now: datetime) -> None:
         """Fit the legs to what the entry filled and they have not closed: Suspended legs
         become Open at the first fill, working ones grow or shrink."""
-        contract = self._contracts[entry.contract_id]
+        tick_size = self._contracts[entry.contract_id].tick_size
         legs = self._children[entry.id]
         for leg in legs:
             if leg.status not in LIVE:
@@ -433,7 +400,7 @@ class Book:
             if leg.status == OrderStatus.SUSPENDED:
                 assert entry.filled_price is not None
                 if leg.bracket_ticks is not None:
-                    self._price_leg(leg, entry.filled_price, contract)
+                    price_leg(leg, entry.filled_price, tick_size)
                 leg.size, leg.status, leg.update_timestamp = size, OrderStatus.OPEN, now
                 self._index(leg)
                 self._order_changed(leg)
@@ -517,59 +484,19 @@ class Book:
             return Outcome(PlaceOrderErrorCode.CONTRACT_NOT_ACTIVE, "Contract is not active")
         if not account.can_trade:
             return Outcome(PlaceOrderErrorCode.ACCOUNT_VIOLATION, ACCOUNT_LOCKED)
-        rejected = PlaceOrderErrorCode.ORDER_REJECTED
-        if request.type not in PLACEABLE:
-            return Outcome(rejected, f"Unsupported order type ({request.type})")
-        if request.side not in (OrderSide.BID, OrderSide.ASK):
-            return Outcome(rejected, f"Invalid order side ({request.side})")
-        if request.size < 1:
-            return Outcome(rejected, "Invalid order size")
-        order_type = OrderType(request.type)
-        for kind, value, needed in (
-            ("limit", request.limit_price, order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)),
-            ("stop", request.stop_price, order_type in STOP_PRICED),
-            ("trail", request.trail_price, order_type == OrderType.TRAILING_STOP),
-        ):
-            if not needed:
-                continue
-            if value is None:
-                return Outcome(rejected, missing_price(kind))
-            problem = price_problem(kind, value, contract.tick_size)
-            if problem is not None:
-                return Outcome(rejected, problem)
-        problem = bracket_problem(OrderSide(request.side), request.stop_loss, request.take_profit)
+        problem = request_problem(request, contract.tick_size)
+        if problem is None and request.type in STOP_PRICED and request.stop_price is not None:
+            last = self.market.quote(contract.id).last
+            if self._refuses_stop(request, request.stop_price, last):
+                problem = OUTSIDE_RANGE  # the live text of a stop the venue would not take
         if problem is not None:
-            return Outcome(rejected, problem)
-        last = self.market.quote(contract.id).last
-        if (
-            order_type in STOP_PRICED
-            and request.stop_price is not None
-            and self._refuses_stop(request, request.stop_price, last)
-        ):
-            # The live text of a stop the venue would not take (§5.8).
-            return Outcome(rejected, OUTSIDE_RANGE)
+            return Outcome(PlaceOrderErrorCode.ORDER_REJECTED, problem)
         return contract
 
     def _new_order(self, request: OrderRequest, status: OrderStatus, now: datetime) -> Order:
         contract = self._contracts.get(request.contract_id)
-        limit_priced = request.type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
-        order = Order(
-            id=self._next_order_id,
-            account_id=request.account_id,
-            contract_id=request.contract_id,
-            symbol_id=contract.symbol_id if contract is not None else "",
-            creation_timestamp=now,
-            update_timestamp=now,
-            status=status,
-            type=request.type,
-            side=request.side,
-            size=request.size,
-            # Simulator choice: a price the order type does not use is dropped.
-            limit_price=request.limit_price if limit_priced else None,
-            stop_price=request.stop_price if request.type in STOP_PRICED else None,
-            trail_price=request.trail_price if request.type == OrderType.TRAILING_STOP else None,
-            custom_tag=request.custom_tag or None,
-        )
+        symbol_id = "" if contract is None else contract.symbol_id
+        order = new_order(self._next_order_id, request, symbol_id, status, now)
         self._next_order_id += 1
         return order
 

@@ -2,7 +2,7 @@
 place request. Pure data and pure functions; the book (book.py) moves orders through them.
 
 Enum values and error codes are the gateway's (docs/gateway.md §5.1, §6.1; OrderStatus 7
-and 8 from the spec, jaypatrick/TopstepApi OpenAPI/TopstepClient.json).
+and 8 from the spec's newer snapshot, jaypatrick/TopstepApi OpenAPI/TopstepClient.json).
 """
 
 from dataclasses import dataclass
@@ -154,7 +154,7 @@ class StopThroughMarket(StrEnum):
 
 
 # Orders Order/searchOpen returns and the matcher works; Suspended legs are neither (§5.4).
-WORKING = frozenset({OrderStatus.OPEN, OrderStatus.PENDING, OrderStatus.PENDING_CANCELLATION})
+WORKING = frozenset({OrderStatus.OPEN, OrderStatus.PENDING})
 # Orders that can still be modified or cancelled.
 LIVE = WORKING | {OrderStatus.SUSPENDED}
 STOP_TYPES = frozenset({OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP})
@@ -162,6 +162,7 @@ LIMIT_PRICED = frozenset(
     {OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.JOIN_BID, OrderType.JOIN_ASK}
 )
 STOP_PRICED = frozenset({OrderType.STOP, OrderType.STOP_LIMIT})
+PLACEABLE = frozenset(OrderType) - {OrderType.UNKNOWN}
 MIN_STOP_LOSS_TICKS = 4  # §5.7
 
 ACCOUNT_NOT_FOUND = "Account not found"
@@ -289,14 +290,99 @@ def price_problem(kind: str, price: Decimal, tick_size: Decimal) -> str | None:
     return None
 
 
-def missing_price(kind: str) -> str:
-    """The rejection of an order type placed without the price it needs.
+def request_problem(request: OrderRequest, tick_size: Decimal) -> str | None:
+    """Why a place request is unacceptable in itself (type, side, size, prices, brackets),
+    or None; each is an OrderRejected (errorCode 2) with this text."""
+    if request.type not in PLACEABLE:
+        return f"Unsupported order type ({request.type})"
+    if request.side not in (OrderSide.BID, OrderSide.ASK):
+        return f"Invalid order side ({request.side})"
+    if request.size < 1:
+        return "Invalid order size"
+    order_type = OrderType(request.type)
+    for kind, value, needed in (
+        ("limit", request.limit_price, order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)),
+        ("stop", request.stop_price, order_type in STOP_PRICED),
+        ("trail", request.trail_price, order_type == OrderType.TRAILING_STOP),
+    ):
+        if not needed:
+            continue
+        if value is None:
+            # §5.8: "Invalid limit price. Limit price not set."; the others are analogous.
+            return f"Invalid {kind} price. {kind.capitalize()} price not set."
+        problem = price_problem(kind, value, tick_size)
+        if problem is not None:
+            return problem
+    return bracket_problem(OrderSide(request.side), request.stop_loss, request.take_profit)
 
-    §5.8: "Invalid limit price. Limit price not set."; the stop and trail texts are analogous.
-    """
-    return f"Invalid {kind} price. {kind.capitalize()} price not set."
+
+def new_order(
+    order_id: int, request: OrderRequest, symbol_id: str, status: OrderStatus, now: datetime
+) -> Order:
+    """The record of a place request. Simulator choice: a price its type does not use is
+    dropped (JoinBid and JoinAsk get theirs from the market)."""
+    return Order(
+        id=order_id,
+        account_id=request.account_id,
+        contract_id=request.contract_id,
+        symbol_id=symbol_id,
+        creation_timestamp=now,
+        update_timestamp=now,
+        status=status,
+        type=request.type,
+        side=request.side,
+        size=request.size,
+        limit_price=request.limit_price
+        if request.type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+        else None,
+        stop_price=request.stop_price if request.type in STOP_PRICED else None,
+        trail_price=request.trail_price if request.type == OrderType.TRAILING_STOP else None,
+        custom_tag=request.custom_tag or None,
+    )
 
 
 def status_name(status: OrderStatus) -> str:
     """A status as rejection messages name it ("Filled")."""
     return status.name.capitalize()
+
+
+def bracket_legs(entry: Order, request: OrderRequest, first_id: int, now: datetime) -> list[Order]:
+    """The stop-loss and take-profit legs of a bracketed entry, Suspended and not priced yet.
+
+    Simulator choice: the bracket's `type` is not used; legs are always a Stop (stop loss)
+    and a Limit (take profit), the types clients send (§5.2), on the entry's other side.
+    """
+    legs: list[Order] = []
+    for bracket, leg_type in (
+        (request.stop_loss, OrderType.STOP),
+        (request.take_profit, OrderType.LIMIT),
+    ):
+        if bracket is None:
+            continue
+        legs.append(
+            Order(
+                id=first_id + len(legs),
+                account_id=entry.account_id,
+                contract_id=entry.contract_id,
+                symbol_id=entry.symbol_id,
+                creation_timestamp=now,
+                update_timestamp=now,
+                status=OrderStatus.SUSPENDED,
+                type=leg_type,
+                side=OrderSide(entry.side).opposite,
+                size=entry.size,
+                parent_order_id=entry.id,
+                bracket_ticks=bracket.ticks,
+            )
+        )
+    return legs
+
+
+def price_leg(leg: Order, base: Decimal, tick_size: Decimal) -> None:
+    """Put a bracket leg its ticks away from the entry's price `base`."""
+    assert leg.bracket_ticks is not None
+    at = base + leg.bracket_ticks * tick_size
+    if leg.type == OrderType.STOP:
+        leg.stop_price = at
+    else:
+        leg.limit_price = at
