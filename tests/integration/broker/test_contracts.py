@@ -89,6 +89,13 @@ async def test_resolve_contract_picks_the_symbol_not_a_lookalike(
     assert (info.tick_size, info.tick_value) == (tick_size, tick_value)
 
 
+async def test_resolve_contract_takes_the_front_of_several_months(client: GatewayClient) -> None:
+    months = [c for c in await client.search_contracts("ES") if c.symbol_id == "F.US.EP"]
+    assert len(months) == 2  # the simulator lists the front and the next month, front first
+    info = await client.resolve_contract("ES")
+    assert info.contract_id == months[0].id
+
+
 async def test_resolve_contract_is_cached(client: GatewayClient, broker_sim: BrokerSim) -> None:
     before = counts(broker_sim)
     first = await client.resolve_contract("MNQ")
