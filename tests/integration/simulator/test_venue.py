@@ -11,7 +11,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
+from simulator.app import create_app
 from simulator.orders import StopThroughMarket
 from tests.integration.simulator.conftest import MakeClient
 from tests.integration.simulator.helpers import (
@@ -24,6 +26,7 @@ from tests.integration.simulator.helpers import (
     order,
     sim_orders,
 )
+from tests.unit.simulator.recorder import Recorder
 
 OK = {"success": True, "errorCode": 0, "errorMessage": None}
 EVER = "2000-01-01T00:00:00Z"
@@ -382,3 +385,29 @@ async def test_the_random_walk_moves_prices_when_turned_on(make_client: MakeClie
         await asyncio.sleep(0.01)
     assert len(seen) > 3
     assert all(Decimal(str(p)) % Decimal("0.25") == 0 for p in seen)
+
+
+async def test_the_app_hands_every_change_to_its_publisher() -> None:
+    recorder = Recorder()
+    client: Client = TestClient(TestServer(create_app(CONFIG, recorder), host="127.0.0.1"))
+    await client.start_server()
+    try:
+        token = await login(client)
+        await place(client, token, type=LIMIT, limitPrice=20990)
+        await set_price(client, 20989.75)
+    finally:
+        await client.close()
+    assert [(e.hub, e.target) for e in recorder.events] == [
+        ("user", "GatewayUserOrder"),  # placed
+        ("market", "GatewayQuote"),  # the price the test set
+        ("market", "GatewayTrade"),
+        ("market", "GatewayDepth"),
+        ("user", "GatewayUserOrder"),  # filled
+        ("user", "GatewayUserTrade"),
+        ("user", "GatewayUserPosition"),
+        ("user", "GatewayUserAccount"),
+        ("market", "GatewayQuote"),  # the fill's print
+        ("market", "GatewayTrade"),
+    ]
+    assert {e.key for e in recorder.events if e.hub == "user"} == {ACCOUNT}
+    assert {e.key for e in recorder.events if e.hub == "market"} == {MNQ}
