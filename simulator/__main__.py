@@ -71,6 +71,13 @@ def _dollars(text: str) -> Decimal:
     return value
 
 
+def _positive_dollars(text: str) -> Decimal:
+    value = _dollars(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -219,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     market.add_argument(
         "--daily-loss-limit",
-        type=_dollars,
+        type=_positive_dollars,
         metavar="DOLLARS",
         help="flatten and stop an account that loses this much in a trading day (default: none)",
     )

@@ -97,6 +97,7 @@ def test_help_exits_0() -> None:
         (["--spread-ticks", "0"], "must be 1 or more, got 0"),
         (["--fee-per-contract", "x"], "expected an amount in dollars, got 'x'"),
         (["--daily-loss-limit", "-5"], "must be 0 or more, got -5"),
+        (["--daily-loss-limit", "0"], "must be more than 0"),
         (["--stop-through-market", "maybe"], "invalid choice: 'maybe'"),
         (["--random-walk-ms", "-1"], "must be 0 or more, got -1"),
     ],
