@@ -9,23 +9,26 @@ import asyncio
 import re
 import signal
 from collections.abc import Callable, Coroutine, Sequence
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
 from simulator.app import create_app
-from simulator.book import TagUniqueness
 from simulator.config import DEFAULT_ACCOUNTS, SimConfig
 from simulator.faults import FaultConfig
+from simulator.orders import StopThroughMarket, TagUniqueness
 from simulator.ratelimit import GATEWAY_LIMIT, RateLimit
 from simulator.tokens import DEFAULT_TTL_S
 
 EPILOG = """\
 fault settings can also be changed while running: POST /_sim/faults with a JSON object of
 latency_ms, jitter_ms, error_rate, commit_then_fail_rate, stall_rate, stall_ms,
-rate_limit ({"requests": N, "seconds": S} or null) and endpoints (list of /api paths the
-error, commit-then-fail and stall faults apply to; null = all).
+rate_limit ({"requests": N, "seconds": S} or null), endpoints (list of /api paths the
+error, commit-then-fail and stall faults apply to; null = all) and max_fill_size
+(contracts one order fills per price event; null = all).
+prices: POST /_sim/price {"contractId": ID or "symbol": "MNQ", "price": P}; GET /_sim/price.
 introspection: GET /_sim/orders, GET /_sim/stats, GET|POST /_sim/faults, POST /_sim/reset.
 """
 
@@ -44,10 +47,41 @@ def _positive(text: str) -> float:
     return value
 
 
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
 def _non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _dollars(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"expected an amount in dollars, got {text!r}") from None
+    if not value.is_finite() or value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def _positive_dollars(text: str) -> Decimal:
+    value = _dollars(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
     return value
 
 
@@ -156,6 +190,46 @@ def build_parser() -> argparse.ArgumentParser:
         help="requests held --stall-ms before being processed",
     )
     fault("--stall-ms", type=float, default=0.0, metavar="MS", help="how long a stall lasts")
+    fault(
+        "--max-fill-size",
+        type=_positive_int,
+        metavar="N",
+        help="fill at most N contracts of an order per price event (default: all at once)",
+    )
+    market = parser.add_argument_group("the market")
+    market.add_argument(
+        "--spread-ticks",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="ask minus bid, in ticks (default: %(default)s)",
+    )
+    market.add_argument(
+        "--random-walk-ms",
+        type=_non_negative,
+        default=0.0,
+        metavar="MS",
+        help="move every price a seeded random step of up to 3 ticks every MS ms, for demos "
+        "(default: off; prices move only through POST /_sim/price)",
+    )
+    market.add_argument(
+        "--stop-through-market",
+        choices=[m.value for m in StopThroughMarket],
+        default=StopThroughMarket.REJECT.value,
+        help="what a stop placed at or through the last price gets (default: %(default)s)",
+    )
+    market.add_argument(
+        "--fee-per-contract",
+        type=_dollars,
+        metavar="DOLLARS",
+        help="fee per contract and fill (default: the product's: 1.40 full size, 0.37 micro)",
+    )
+    market.add_argument(
+        "--daily-loss-limit",
+        type=_positive_dollars,
+        metavar="DOLLARS",
+        help="flatten and stop an account that loses this much in a trading day (default: none)",
+    )
     add(
         "--tag-unique",
         choices=[m.value for m in TagUniqueness],
@@ -186,6 +260,7 @@ def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) 
                 "stall_rate": args.stall_rate,
                 "stall_ms": args.stall_ms,
                 "rate_limit": args.rate_limit,
+                "max_fill_size": args.max_fill_size,
             },
             FaultConfig,
         )
@@ -203,6 +278,11 @@ def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         tag_uniqueness=TagUniqueness(args.tag_unique),
         duplicate_tag_code=args.duplicate_tag_code,
         seed=args.seed,
+        spread_ticks=args.spread_ticks,
+        random_walk_ms=args.random_walk_ms,
+        stop_through_market=StopThroughMarket(args.stop_through_market),
+        fee_per_contract=args.fee_per_contract,
+        daily_loss_limit=args.daily_loss_limit,
     )
 
 

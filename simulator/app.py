@@ -7,10 +7,11 @@ The /_sim/* endpoints are for tests and benchmarks: no auth, no rate limit, no f
 """
 
 import asyncio
+import contextlib
 import dataclasses
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,10 +19,20 @@ import msgspec
 from aiohttp import hdrs, web
 
 from simulator.config import SimConfig
-from simulator.faults import AfterCommit, merge_faults, plan_request
-from simulator.gateway import ANONYMOUS, ENDPOINTS, Caller, Endpoint, Gateway, order_model
+from simulator.faults import AfterCommit, FaultConfig, merge_faults, plan_request
+from simulator.gateway import ANONYMOUS, ENDPOINTS, Caller, Endpoint, Gateway
+from simulator.publish import Publisher
 from simulator.ratelimit import SlidingWindowLimiter
-from simulator.wire import ENCODER, Envelope, LoginApiKeyRequest, NoBody, Wire, validation_problem
+from simulator.views import order_model
+from simulator.wire import (
+    ENCODER,
+    Envelope,
+    LoginApiKeyRequest,
+    NoBody,
+    SimPriceRequest,
+    Wire,
+    validation_problem,
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -45,20 +56,39 @@ class Stats:
         self.endpoints[path] = self.endpoints.get(path, 0) + 1
 
 
-class Simulator:
-    """Everything one running simulator holds; lives on the app under SIMULATOR."""
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
-    def __init__(self, config: SimConfig) -> None:
+
+class Simulator:
+    """Everything one running simulator holds; lives on the app under SIMULATOR.
+
+    `publisher` receives every change of the venue (None: nobody listens). `clock` is what
+    every request and control reads the time from; tests may replace it.
+    """
+
+    def __init__(self, config: SimConfig, publisher: Publisher | None = None) -> None:
         self.config = config
+        self.clock: Callable[[], datetime] = _utc_now
         # Separate streams, so injected faults do not change the simulated prices.
         seeds = random.Random(config.seed)
-        today = config.trading_date or datetime.now(UTC).date()
-        self.gateway = Gateway(config, random.Random(seeds.getrandbits(64)), today)
+        today = config.trading_date or self.clock().date()
+        self.gateway = Gateway(config, random.Random(seeds.getrandbits(64)), today, publisher)
         self.fault_rng = random.Random(seeds.getrandbits(64))
         self.faults = config.faults
         self.limiter = SlidingWindowLimiter()
         self.stats = Stats()
         self._stalled: set[asyncio.Task[Envelope]] = set()
+
+    @property
+    def faults(self) -> FaultConfig:
+        """The fault settings in force."""
+        return self._faults
+
+    @faults.setter
+    def faults(self, value: FaultConfig) -> None:
+        self._faults = value
+        self.gateway.book.max_fill_size = value.max_fill_size
 
     async def stalled(self, seconds: float, process: Callable[[], Envelope]) -> Envelope:
         """`process()` run after `seconds`, even if the client disconnects meanwhile.
@@ -164,7 +194,7 @@ def _api_handler(endpoint: Endpoint[Any]) -> Handler:
             return web.Response(status=500)
 
         def process() -> Envelope:
-            return endpoint.call(sim.gateway, body, caller, datetime.now(UTC))
+            return endpoint.call(sim.gateway, body, caller, sim.clock())
 
         if plan.stall_s:
             sim.stats.stalls += 1
@@ -184,8 +214,43 @@ def _api_handler(endpoint: Endpoint[Any]) -> Handler:
 
 
 async def _ping(request: web.Request) -> web.Response:
-    # §1: "Returns a "pong""; simulator choice: plain text, never faulted or rate-limited.
-    return web.Response(text="pong")
+    # §1: "Returns a "pong"", a string in the spec: the JSON string, as ASP.NET sends one.
+    # Simulator choice: never delayed, faulted or rate-limited.
+    return _json("pong")
+
+
+@web.middleware
+async def _gateway_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A path or method the gateway does not serve gets ASP.NET's answer: no body at all."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        return web.Response(status=404)
+    except web.HTTPMethodNotAllowed as exc:
+        return web.Response(
+            status=405, headers={hdrs.ALLOW: ", ".join(sorted(exc.allowed_methods))}
+        )
+
+
+async def _sim_get_price(request: web.Request) -> web.Response:
+    sim = request.app[SIMULATOR]
+    query = request.query
+    found = sim.gateway.sim_contract(query.get("contractId"), query.get("symbol"))
+    if isinstance(found, str):
+        return _json({"error": found}, status=400)
+    return _json(sim.gateway.sim_price(found.id))
+
+
+async def _sim_set_price(request: web.Request) -> web.Response:
+    sim = request.app[SIMULATOR]
+    try:
+        body = msgspec.json.decode(await request.read(), type=SimPriceRequest)
+    except msgspec.MsgspecError as exc:
+        return _json({"error": str(exc)}, status=400)
+    answer = sim.gateway.set_price(body, sim.clock())
+    if isinstance(answer, str):
+        return _json({"error": answer}, status=400)
+    return _json(answer)
 
 
 async def _sim_orders(request: web.Request) -> web.Response:
@@ -215,13 +280,42 @@ async def _sim_reset(request: web.Request) -> web.Response:
     return _json({"reset": True})
 
 
-def create_app(config: SimConfig | None = None) -> web.Application:
-    """A ready-to-run simulator application; its state is `app[SIMULATOR]`."""
-    app = web.Application()
-    app[SIMULATOR] = Simulator(config or SimConfig())
+def _random_walk(sim: Simulator) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The seeded random walk of `--random-walk-ms`, as a background task of the app."""
+
+    async def walk() -> None:
+        interval = sim.config.random_walk_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            sim.gateway.book.walk(sim.gateway.rng, sim.clock())
+
+    async def run(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(walk())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return run
+
+
+def create_app(
+    config: SimConfig | None = None, publisher: Publisher | None = None
+) -> web.Application:
+    """A ready-to-run simulator application; its state is `app[SIMULATOR]`.
+
+    `publisher` receives every change of the venue as the real-time hubs push it.
+    """
+    app = web.Application(middlewares=[_gateway_errors])
+    sim = Simulator(config or SimConfig(), publisher)
+    app[SIMULATOR] = sim
+    if sim.config.random_walk_ms > 0:
+        app.cleanup_ctx.append(_random_walk(sim))
     for endpoint in ENDPOINTS:
         app.router.add_post(endpoint.path, _api_handler(endpoint))
     app.router.add_get("/api/Status/ping", _ping)
+    app.router.add_get("/_sim/price", _sim_get_price)
+    app.router.add_post("/_sim/price", _sim_set_price)
     app.router.add_get("/_sim/orders", _sim_orders)
     app.router.add_get("/_sim/stats", _sim_stats)
     app.router.add_get("/_sim/faults", _sim_get_faults)

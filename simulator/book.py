@@ -1,278 +1,58 @@
-"""The simulated gateway's order book: accounts, orders, positions and custom tags.
+"""The venue's order book: it takes orders, works them against the market, and keeps the
+accounts, positions and trades their fills make.
 
-Pure state machine: no I/O and no clock reads. Callers pass `now`; simulated market prices
-come from the `random.Random` handed in, so a seed reproduces a run. Enum values and error
-codes are the gateway's (docs/gateway.md §5.1, §6.1).
+Pure state machine: no I/O and no clock reads; callers pass `now`. Each change is handed to
+the Publisher as the user hub would push it (GatewayUserOrder, GatewayUserTrade,
+GatewayUserPosition, GatewayUserAccount), synchronously, in the order it happened. The fill
+rules are matching.py's, the money accounts.py's, the prices market.py's.
 """
 
 import random
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from enum import IntEnum, StrEnum
 
-from simulator.contracts import Contract, ContractTable, is_on_tick
+from simulator.accounts import Account, Fill, Ledger, Position, Trade
+from simulator.contracts import Contract, ContractTable
+from simulator.market import Market, Quote
+from simulator.matching import execution_price, follow, through_market, triggers
+from simulator.orders import (
+    ACCOUNT_NOT_FOUND,
+    LIMIT_PRICED,
+    LIVE,
+    OUTSIDE_RANGE,
+    STOP_PRICED,
+    SUCCESS,
+    TAG_IN_USE,
+    WORKING,
+    CancelOrderErrorCode,
+    ClosePositionErrorCode,
+    ModifyOrderErrorCode,
+    Order,
+    OrderRequest,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    Outcome,
+    PartialClosePositionErrorCode,
+    PlaceOrderErrorCode,
+    StopThroughMarket,
+    TagUniqueness,
+    bracket_legs,
+    new_order,
+    price_leg,
+    price_problem,
+    request_problem,
+    status_name,
+)
+from simulator.publish import NoPublisher, Publisher
+from simulator.views import account_model, order_model, position_model, trade_model
 
-
-class OrderType(IntEnum):
-    """Gateway OrderType (§5.1). The simulator supports LIMIT, MARKET and STOP."""
-
-    UNKNOWN = 0
-    LIMIT = 1
-    MARKET = 2
-    STOP_LIMIT = 3
-    STOP = 4
-    TRAILING_STOP = 5
-    JOIN_BID = 6
-    JOIN_ASK = 7
-
-
-class OrderSide(IntEnum):
-    """Gateway OrderSide (§5.1)."""
-
-    BID = 0  # buy
-    ASK = 1  # sell
-
-
-class OrderStatus(IntEnum):
-    """Gateway OrderStatus (§5.1)."""
-
-    NONE = 0
-    OPEN = 1
-    FILLED = 2
-    CANCELLED = 3
-    EXPIRED = 4
-    REJECTED = 5
-    PENDING = 6
-
-
-class PositionType(IntEnum):
-    """Gateway PositionType (§6.1): positions carry an unsigned size plus this direction."""
-
-    UNDEFINED = 0
-    LONG = 1
-    SHORT = 2
-
-
-class PlaceOrderErrorCode(IntEnum):
-    """Gateway PlaceOrderErrorCode (§5.1)."""
-
-    SUCCESS = 0
-    ACCOUNT_NOT_FOUND = 1
-    ORDER_REJECTED = 2
-    INSUFFICIENT_FUNDS = 3
-    ACCOUNT_VIOLATION = 4
-    OUTSIDE_TRADING_HOURS = 5
-    ORDER_PENDING = 6
-    UNKNOWN_ERROR = 7
-    CONTRACT_NOT_FOUND = 8
-    CONTRACT_NOT_ACTIVE = 9
-    ACCOUNT_REJECTED = 10
-
-
-class CancelOrderErrorCode(IntEnum):
-    """Gateway CancelOrderErrorCode (§5.1)."""
-
-    SUCCESS = 0
-    ACCOUNT_NOT_FOUND = 1
-    ORDER_NOT_FOUND = 2
-    REJECTED = 3
-    PENDING = 4
-    UNKNOWN_ERROR = 5
-    ACCOUNT_REJECTED = 6
-
-
-class ModifyOrderErrorCode(IntEnum):
-    """Gateway ModifyOrderErrorCode (§5.1)."""
-
-    SUCCESS = 0
-    ACCOUNT_NOT_FOUND = 1
-    ORDER_NOT_FOUND = 2
-    REJECTED = 3
-    PENDING = 4
-    UNKNOWN_ERROR = 5
-    ACCOUNT_REJECTED = 6
-    CONTRACT_NOT_FOUND = 7
-
-
-class SearchOrderErrorCode(IntEnum):
-    """Gateway SearchOrderErrorCode, shared by Order/search and Order/searchOpen (§5.1)."""
-
-    SUCCESS = 0
-    ACCOUNT_NOT_FOUND = 1
-
-
-class ClosePositionErrorCode(IntEnum):
-    """Gateway ClosePositionErrorCode (§6.2)."""
-
-    SUCCESS = 0
-    ACCOUNT_NOT_FOUND = 1
-    POSITION_NOT_FOUND = 2
-    CONTRACT_NOT_FOUND = 3
-    CONTRACT_NOT_ACTIVE = 4
-    ORDER_REJECTED = 5
-    ORDER_PENDING = 6
-    UNKNOWN_ERROR = 7
-    ACCOUNT_REJECTED = 8
-
-
-class TagUniqueness(StrEnum):
-    """How long a customTag stays taken within an account."""
-
-    FOREVER = "forever"  # the gateway's rule (§5.8), rejected orders included
-    OPEN = "open"  # only while the order holding it is Open or Pending, as many venues do
-    OFF = "off"  # never checked
-
-
-WORKING = frozenset({OrderStatus.OPEN, OrderStatus.PENDING})
-SUPPORTED_TYPES = frozenset({OrderType.LIMIT, OrderType.MARKET, OrderType.STOP})
-MIN_STOP_LOSS_TICKS = 4  # §5.7
-# Largest random-walk step of the simulated market between two fills.
-MAX_PRICE_STEP_TICKS = 3
 # Order IDs are int64 on the wire; starting well above 1 makes them look like real ones.
 FIRST_ORDER_ID = 1001
-
-ACCOUNT_NOT_FOUND = "Account not found"
-TAG_IN_USE = "Specified custom tag is already in use"  # §5.8, verbatim
-
-
-@dataclass(frozen=True, slots=True)
-class Account:
-    """A trading account (§3 TradingAccountModel)."""
-
-    id: int
-    name: str
-    balance: Decimal
-    can_trade: bool = True
-    is_visible: bool = True
-    simulated: bool = True
-
-
-@dataclass(slots=True)
-class Order:
-    """One order as Order/search reports it (§5.3), plus `parent_order_id` for bracket legs."""
-
-    id: int
-    account_id: int
-    contract_id: str
-    symbol_id: str
-    creation_timestamp: datetime
-    update_timestamp: datetime
-    status: OrderStatus
-    type: int  # int, not OrderType: a rejected order keeps whatever type the client sent
-    side: int
-    size: int
-    limit_price: Decimal | None = None
-    stop_price: Decimal | None = None
-    fill_volume: int = 0
-    filled_price: Decimal | None = None
-    custom_tag: str | None = None
-    # Simulator extension: the entry order a bracket leg belongs to.
-    parent_order_id: int | None = None
-
-
-@dataclass(slots=True)
-class Position:
-    """Net position of one account in one contract."""
-
-    id: int
-    account_id: int
-    contract_id: str
-    creation_timestamp: datetime
-    size: int  # signed: > 0 long, < 0 short; never 0 (flat positions are removed)
-    average_price: Decimal
-
-    @property
-    def type(self) -> PositionType:
-        """Direction as the gateway reports it."""
-        return PositionType.LONG if self.size > 0 else PositionType.SHORT
-
-
-@dataclass(frozen=True, slots=True)
-class Bracket:
-    """A stop-loss or take-profit bracket: ticks are signed, relative to the entry price."""
-
-    ticks: int
-    type: int
-
-
-@dataclass(frozen=True, slots=True)
-class OrderRequest:
-    """What Order/place asks for (§5.2)."""
-
-    account_id: int
-    contract_id: str
-    type: int
-    side: int
-    size: int
-    limit_price: Decimal | None = None
-    stop_price: Decimal | None = None
-    custom_tag: str | None = None
-    stop_loss: Bracket | None = None
-    take_profit: Bracket | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """Result of a book operation: error code 0 is success; order_id is set by a place."""
-
-    error_code: int = 0
-    error_message: str | None = None
-    order_id: int | None = None
-
-    @property
-    def success(self) -> bool:
-        """Whether the operation succeeded."""
-        return self.error_code == 0
-
-
-SUCCESS = Outcome()
-
-
-def bracket_problem(
-    side: OrderSide, stop_loss: Bracket | None, take_profit: Bracket | None
-) -> str | None:
-    """Why the live service would reject these bracket ticks, or None (§5.7).
-
-    Ticks point the way price must move from the entry: a long's stop is below it (< 0) and
-    its target above (> 0); a short's the reverse. Messages are the observed live texts where
-    one exists; the long take-profit text is constructed by analogy.
-    """
-    long = side == OrderSide.BID
-    reason: str | None = None
-    if stop_loss is not None:
-        ticks = stop_loss.ticks
-        if long and ticks >= 0:
-            reason = "Ticks should be less than zero when longing."
-        elif not long and ticks <= 0:
-            # §5.7: the live text for a SELL with a negative stop loss.
-            reason = "Stop loss tick value should be at least 4 ticks."
-        elif abs(ticks) < MIN_STOP_LOSS_TICKS:
-            reason = "Price should be at least 4 ticks away."
-        if reason is not None:
-            return f"Invalid stop loss ticks ({ticks}). {reason}"
-    if take_profit is not None:
-        ticks = take_profit.ticks
-        if long and ticks <= 0:
-            reason = "Ticks should be greater than zero when longing."
-        elif not long and ticks >= 0:
-            reason = "Ticks should be less than zero when going short."
-        if reason is not None:
-            return f"Invalid take profit ticks ({ticks}). {reason}"
-    return None
-
-
-def price_problem(kind: str, price: Decimal, tick_size: Decimal) -> str | None:
-    """Why a given limit or stop price is unacceptable, or None. `kind` is "limit" or "stop"."""
-    if not price.is_finite() or price <= 0:
-        # §5.8: the live text for a price the venue will not take.
-        return "Invalid price. Price is outside allowed range."
-    if not is_on_tick(price, tick_size):
-        # Simulator choice: no live text is known for an off-tick price (§5.8, §9.4).
-        return f"Invalid {kind} price. Price is not aligned to tick size"
-    return None
+# Simulator choice: no live text is known for an account the daily loss limit stopped.
+ACCOUNT_LOCKED = "Account cannot trade: the daily loss limit was reached"
 
 
 def _created(order: Order) -> datetime:
@@ -280,49 +60,76 @@ def _created(order: Order) -> datetime:
 
 
 class Book:
-    """Orders, positions and custom tags of every account; the single source of truth."""
+    """Orders of every account, worked against `market`; the single source of truth.
+
+    `fee_per_contract` (None: each contract's own fee) is charged per contract on every
+    fill. `daily_loss_limit` (dollars, None: none) is the venue's own: an account that loses
+    that much in a trading day is flattened, its working orders are cancelled and it may
+    not place orders again that day. `max_fill_size` (None: whole) caps what one order fills
+    at one price event, so fills come in steps; the app sets it from the fault settings.
+    """
 
     def __init__(
         self,
         accounts: Iterable[Account],
         contracts: ContractTable,
-        rng: random.Random,
+        market: Market,
+        publisher: Publisher | None = None,
         *,
         tag_uniqueness: TagUniqueness = TagUniqueness.FOREVER,
         duplicate_tag_code: int = PlaceOrderErrorCode.ORDER_REJECTED,
+        stop_through_market: StopThroughMarket = StopThroughMarket.REJECT,
+        fee_per_contract: Decimal | None = None,
+        daily_loss_limit: Decimal | None = None,
     ) -> None:
-        self._accounts = {a.id: a for a in accounts}
         self._contracts = contracts
-        self._rng = rng
+        self.market = market
+        # None when nobody listens, so no payload is built for nothing.
+        self._publisher = None if isinstance(publisher, NoPublisher | None) else publisher
         self._tag_uniqueness = tag_uniqueness
         self._duplicate_tag_code = duplicate_tag_code
+        self._stop_through_market = stop_through_market
+        self._daily_loss_limit = daily_loss_limit
+        self.ledger = Ledger(
+            accounts,
+            contracts,
+            lambda c: c.fee if fee_per_contract is None else fee_per_contract,
+        )
+        self.max_fill_size: int | None = None
         self._next_order_id = FIRST_ORDER_ID
-        self._next_position_id = 1
-        self.clear()
+        self._reset_orders()
 
     def clear(self) -> None:
-        """Forget every order, position, tag and market move; IDs keep counting up.
+        """Forget every order and trade, restore balances and prices; IDs keep counting up.
 
         Simulator choice: IDs are never reused, so a client that survives a reset cannot
         mistake a new order for one it placed before.
         """
+        self._reset_orders()
+        self.ledger.clear()
+        self.market.clear()
+        for account in self.ledger.accounts():
+            self._account_changed(account)
+
+    def _reset_orders(self) -> None:
+        accounts = [a.id for a in self.ledger.accounts()]
         self._orders: dict[int, Order] = {}
-        self._by_account: dict[int, list[Order]] = {a: [] for a in self._accounts}
-        self._working: dict[int, dict[int, Order]] = {a: {} for a in self._accounts}
+        self._by_account: dict[int, list[Order]] = {a: [] for a in accounts}
+        self._working: dict[int, dict[int, Order]] = {a: {} for a in accounts}
+        self._working_in: dict[str, dict[int, Order]] = {}
         self._children: dict[int, list[Order]] = {}
         self._tags: dict[tuple[int, str], Order] = {}
-        self._positions: dict[tuple[int, str], Position] = {}
-        self._prices: dict[str, Decimal] = {}
 
     # --- queries -------------------------------------------------------------------------
 
     def has_account(self, account_id: int) -> bool:
         """Whether the account exists."""
-        return account_id in self._accounts
+        return self.ledger.account(account_id) is not None
 
-    def accounts(self) -> list[Account]:
-        """Every account."""
-        return list(self._accounts.values())
+    def accounts(self, now: datetime) -> list[Account]:
+        """Every account, as of `now` (a new trading day may have let one trade again)."""
+        self._roll(now)
+        return self.ledger.accounts()
 
     def orders(self) -> list[Order]:
         """Every order ever recorded, rejected ones included, in ID order."""
@@ -340,42 +147,50 @@ class Book:
         ]
 
     def working_orders(self, account_id: int) -> list[Order]:
-        """Orders of an account that are Open or Pending (§5.4)."""
+        """Orders of an account that are working (§5.4); Suspended bracket legs are not."""
         return list(self._working.get(account_id, {}).values())
 
     def positions(self, account_id: int) -> list[Position]:
         """Open positions of an account."""
-        return [p for p in self._positions.values() if p.account_id == account_id]
+        return self.ledger.positions(account_id)
+
+    def trades(self, account_id: int, start: datetime | None, end: datetime) -> list[Trade]:
+        """Trades of an account made in [start, end], newest first."""
+        return self.ledger.trades(account_id, start, end)
 
     # --- commands ------------------------------------------------------------------------
 
     def place(self, request: OrderRequest, now: datetime) -> Outcome:
-        """Order/place (§5.2): validate, then fill a market order or rest a limit/stop one."""
-        if request.account_id not in self._accounts:
+        """Order/place (§5.2): validate, record, and work the order against the market."""
+        self._roll(now)
+        account = self.ledger.account(request.account_id)
+        if account is None:
             return Outcome(PlaceOrderErrorCode.ACCOUNT_NOT_FOUND, ACCOUNT_NOT_FOUND)
         # Simulator choice: an empty tag is no tag.
         tag = request.custom_tag or None
         if tag is not None and self._tag_taken(request.account_id, tag):
             return Outcome(self._duplicate_tag_code, TAG_IN_USE)
-        checked = self._check(request)
+        checked = self._check(request, account)
         if isinstance(checked, Outcome):
             if tag is not None:
                 # §5.8: "TopStep reserves tags even for orders that themselves got rejected",
                 # so the rejected order is recorded (it then shows in Order/search).
-                self._record(self._new_order(request, OrderStatus.REJECTED, now))
+                self._order_changed(
+                    self._record(self._new_order(request, OrderStatus.REJECTED, now))
+                )
             return checked
         contract = checked
-        order = self._record(self._new_order(request, OrderStatus.OPEN, now))
-        entry_price: Decimal | None
-        if order.type == OrderType.MARKET:
-            entry_price = self._fill(order, contract, now)
-            leg_status = OrderStatus.OPEN
-        else:
-            entry_price = order.limit_price if order.type == OrderType.LIMIT else order.stop_price
-            # Legs of a resting entry wait, "suspended", until the entry fills.
-            leg_status = OrderStatus.PENDING
-        assert entry_price is not None  # _check guarantees the entry's price
-        self._add_bracket_legs(order, request, contract, entry_price, leg_status, now)
+        order = self._new_order(request, OrderStatus.OPEN, now)
+        quote = self.market.quote(contract.id)
+        if order.type == OrderType.JOIN_BID:
+            order.limit_price = quote.bid
+        elif order.type == OrderType.JOIN_ASK:
+            order.limit_price = quote.ask
+        elif order.type == OrderType.TRAILING_STOP:
+            follow(order, quote.last)
+        self._order_changed(self._record(order))
+        self._add_bracket_legs(order, request, quote, now)
+        self._work(order, now, arriving=True)
         return Outcome(order_id=order.id)
 
     def modify(
@@ -389,35 +204,39 @@ class Book:
         stop_price: Decimal | None = None,
         trail_price: Decimal | None = None,
     ) -> Outcome:
-        """Order/modify (§5.6): change size or price of an Open or Pending order.
+        """Order/modify (§5.6): change size or prices of a working or Suspended order.
 
         Fields left None are unchanged; asking for the values the order already has is a
-        successful no-op.
+        successful no-op. A change that makes the order marketable fills it at once.
         """
         found = self._owned_order(account_id, order_id)
         if isinstance(found, Outcome):
             return found
         order = found
         rejected = ModifyOrderErrorCode.REJECTED
-        if order.status not in WORKING:
-            return Outcome(rejected, f"Order is not open (status {_status_name(order.status)})")
-        if size is not None and size < 1:
+        if order.status not in LIVE:
+            return Outcome(rejected, f"Order is not open (status {status_name(order.status)})")
+        if size is not None and size <= order.fill_volume:
             return Outcome(rejected, "Invalid order size")
         tick_size = self._contracts[order.contract_id].tick_size
-        if limit_price is not None:
-            if order.type != OrderType.LIMIT:
-                return Outcome(rejected, "Limit price can only be modified on a limit order")
-            problem = price_problem("limit", limit_price, tick_size)
+        for kind, value, types, type_name in (
+            ("limit", limit_price, LIMIT_PRICED, "limit"),
+            ("stop", stop_price, STOP_PRICED, "stop"),
+            ("trail", trail_price, {OrderType.TRAILING_STOP}, "trailing stop"),
+        ):
+            if value is None:
+                continue
+            if order.type not in types:
+                return Outcome(
+                    rejected,
+                    f"{kind.capitalize()} price can only be modified on a {type_name} order",
+                )
+            problem = price_problem(kind, value, tick_size)
             if problem is not None:
                 return Outcome(rejected, problem)
-        if stop_price is not None:
-            if order.type != OrderType.STOP:
-                return Outcome(rejected, "Stop price can only be modified on a stop order")
-            problem = price_problem("stop", stop_price, tick_size)
-            if problem is not None:
-                return Outcome(rejected, problem)
-        if trail_price is not None:
-            return Outcome(rejected, "Trail price can only be modified on a trailing stop order")
+        last = self.market.quote(order.contract_id).last
+        if stop_price is not None and self._refuses_stop(order, stop_price, last):
+            return Outcome(rejected, OUTSIDE_RANGE)
         changed = False
         if size is not None and size != order.size:
             order.size, changed = size, True
@@ -425,12 +244,24 @@ class Book:
             order.limit_price, changed = limit_price, True
         if stop_price is not None and stop_price != order.stop_price:
             order.stop_price, changed = stop_price, True
-        if changed:
-            order.update_timestamp = now
+        if trail_price is not None and trail_price != order.trail_price:
+            order.trail_price, changed = trail_price, True
+            follow(order, last)
+        if not changed:
+            return SUCCESS
+        if limit_price is not None or stop_price is not None:
+            order.bracket_ticks = None  # the client placed this leg itself now
+        order.update_timestamp = now
+        self._order_changed(order)
+        self._work(order, now, arriving=True)
         return SUCCESS
 
     def cancel(self, account_id: int, order_id: int, now: datetime) -> Outcome:
-        """Order/cancel (§5.5): cancel an Open or Pending order and its bracket legs."""
+        """Order/cancel (§5.5): cancel a working or Suspended order.
+
+        An entry cancelled before anything filled takes its bracket legs with it; once part
+        of it filled, the legs stay to protect that part.
+        """
         found = self._owned_order(account_id, order_id)
         if isinstance(found, Outcome):
             return found
@@ -440,33 +271,189 @@ class Book:
             return Outcome(rejected, "Order is already filled")
         if order.status == OrderStatus.CANCELLED:
             return Outcome(rejected, "Order is already cancelled")
-        if order.status not in WORKING:
-            return Outcome(rejected, f"Order is not open (status {_status_name(order.status)})")
-        self._set_status(order, OrderStatus.CANCELLED, now)
-        for leg in self._children.get(order.id, []):
-            if leg.status in WORKING:
-                self._set_status(leg, OrderStatus.CANCELLED, now)
+        if order.status not in LIVE:
+            return Outcome(rejected, f"Order is not open (status {status_name(order.status)})")
+        self._cancel(order, now)
+        if order.fill_volume == 0:
+            for leg in self._children.get(order.id, []):
+                if leg.status in LIVE:
+                    self._cancel(leg, now)
         return SUCCESS
 
-    def close_position(self, account_id: int, contract_id: str, now: datetime) -> Outcome:
-        """Position/closeContract (§6.2): flatten with a market order.
+    def close_position(
+        self, account_id: int, contract_id: str, now: datetime, size: int | None = None
+    ) -> Outcome:
+        """Position/closeContract (§6.2), or partialCloseContract (§6.3) with a `size`: trade
+        it off with a market order.
 
         §5.8: a market close does not cancel working bracket legs; neither does this.
         """
-        if account_id not in self._accounts:
-            return Outcome(ClosePositionErrorCode.ACCOUNT_NOT_FOUND, ACCOUNT_NOT_FOUND)
+        self._roll(now)
+        codes = ClosePositionErrorCode if size is None else PartialClosePositionErrorCode
+        if not self.has_account(account_id):
+            return Outcome(codes.ACCOUNT_NOT_FOUND, ACCOUNT_NOT_FOUND)
         contract = self._contracts.get(contract_id)
         if contract is None:
-            return Outcome(ClosePositionErrorCode.CONTRACT_NOT_FOUND, "Contract not found")
-        position = self._positions.get((account_id, contract_id))
+            return Outcome(codes.CONTRACT_NOT_FOUND, "Contract not found")
+        if not contract.active_contract:
+            return Outcome(codes.CONTRACT_NOT_ACTIVE, "Contract is not active")
+        position = self.ledger.position(account_id, contract_id)
         if position is None:
-            return Outcome(ClosePositionErrorCode.POSITION_NOT_FOUND, "Position not found")
-        side = OrderSide.ASK if position.size > 0 else OrderSide.BID
-        request = OrderRequest(account_id, contract_id, OrderType.MARKET, side, abs(position.size))
-        self._fill(self._record(self._new_order(request, OrderStatus.OPEN, now)), contract, now)
+            return Outcome(codes.POSITION_NOT_FOUND, "Position not found")
+        if size is not None and not 0 < size <= abs(position.size):
+            # Simulator choice: closing all of it is a valid partial close too.
+            return Outcome(PartialClosePositionErrorCode.INVALID_CLOSE_SIZE, "Invalid close size")
+        self._trade_off(position, abs(position.size) if size is None else size, now)
         return SUCCESS
 
-    # --- internals -----------------------------------------------------------------------
+    def set_price(self, contract_id: str, last: Decimal, now: datetime, volume: int = 1) -> Quote:
+        """A trade printed at `last`: every working order of the contract meets the market."""
+        self._roll(now)
+        quote = self.market.set_price(contract_id, last, now, volume)
+        self._match(contract_id, now)
+        return quote
+
+    def walk(self, rng: random.Random, now: datetime) -> None:
+        """One step of the market's random walk; the contracts it moved meet their orders."""
+        self._roll(now)
+        for contract_id in self.market.walk(rng, now):
+            self._match(contract_id, now)
+
+    # --- working orders ------------------------------------------------------------------
+
+    def _match(self, contract_id: str, now: datetime) -> None:
+        # A snapshot: fills activate legs and cancel siblings while this runs.
+        for order in list(self._working_in.get(contract_id, {}).values()):
+            self._work(order, now, arriving=False)
+        for account_id in self.ledger.holders(contract_id):
+            self._check_loss(account_id, now)
+
+    def _work(self, order: Order, now: datetime, *, arriving: bool) -> None:
+        """Trigger, trail or fill one working order at the current market."""
+        if order.status not in WORKING:
+            return
+        quote = self.market.quote(order.contract_id)
+        trailing = order.type == OrderType.TRAILING_STOP and not order.triggered
+        if trailing and follow(order, quote.last):
+            order.update_timestamp = now
+            self._order_changed(order)
+        if triggers(order, quote.last):
+            order.triggered = True
+            arriving = True  # a triggered stop meets the market now
+        at = execution_price(order, quote, arriving=arriving)
+        if at is None:
+            return
+        size = (
+            order.remaining
+            if self.max_fill_size is None
+            else min(order.remaining, self.max_fill_size)
+        )
+        self._fill(order, size, at, now, taker=arriving)
+
+    def _fill(self, order: Order, size: int, at: Decimal, now: datetime, *, taker: bool) -> None:
+        total = (order.filled_price or Decimal(0)) * order.fill_volume + at * size
+        order.fill_volume += size
+        order.filled_price = total / order.fill_volume
+        order.update_timestamp = now
+        if order.remaining == 0:
+            self._set_status(order, OrderStatus.FILLED, now)
+        self._order_changed(order)
+        side = OrderSide(order.side)
+        contract = self._contracts[order.contract_id]
+        self._filled(self.ledger.fill(contract, order.account_id, order.id, side, size, at, now))
+        self.market.print_fill(contract.id, at, size, side if taker else side.opposite, now)
+        if order.id in self._children:
+            self._protect(order, now)
+        elif order.parent_order_id is not None:
+            self._leg_filled(order, now)
+        self._check_loss(order.account_id, now)
+
+    # --- brackets ------------------------------------------------------------------------
+
+    def _add_bracket_legs(
+        self, entry: Order, request: OrderRequest, quote: Quote, now: datetime
+    ) -> None:
+        """Record the bracket legs of an entry, Suspended, priced from where it should fill."""
+        expected: Decimal | None
+        if entry.type == OrderType.MARKET:
+            expected = quote.ask if entry.side == OrderSide.BID else quote.bid
+        else:
+            expected = entry.limit_price if entry.type in LIMIT_PRICED else entry.stop_price
+        assert expected is not None  # _check guarantees the entry's price
+        tick_size = self._contracts[entry.contract_id].tick_size
+        for leg in bracket_legs(entry, request, self._next_order_id, now):
+            price_leg(leg, expected, tick_size)
+            self._next_order_id += 1
+            self._children.setdefault(entry.id, []).append(self._record(leg))
+            self._order_changed(leg)
+
+    def _protect(self, entry: Order, now: datetime) -> None:
+        """Fit the legs to what the entry filled and they have not closed: Suspended legs
+        become Open at the first fill, working ones grow or shrink."""
+        tick_size = self._contracts[entry.contract_id].tick_size
+        legs = self._children[entry.id]
+        for leg in legs:
+            if leg.status not in LIVE:
+                continue  # an earlier leg's fill may have cancelled it (OCO)
+            uncovered = entry.fill_volume - sum(other.fill_volume for other in legs)
+            size = leg.fill_volume + uncovered
+            if leg.status == OrderStatus.SUSPENDED:
+                assert entry.filled_price is not None
+                if leg.bracket_ticks is not None:
+                    price_leg(leg, entry.filled_price, tick_size)
+                leg.size, leg.status, leg.update_timestamp = size, OrderStatus.OPEN, now
+                self._index(leg)
+                self._order_changed(leg)
+                self._work(leg, now, arriving=True)
+            elif size != leg.size and size > leg.fill_volume:
+                leg.size, leg.update_timestamp = size, now
+                self._order_changed(leg)
+
+    def _leg_filled(self, leg: Order, now: datetime) -> None:
+        """One-cancels-other: a leg that filled cancels its siblings; part of a fill shrinks
+        them to what is still open."""
+        assert leg.parent_order_id is not None
+        entry = self._orders[leg.parent_order_id]
+        if leg.status != OrderStatus.FILLED:
+            self._protect(entry, now)
+            return
+        for sibling in self._children[entry.id]:
+            if sibling is not leg and sibling.status in LIVE:
+                self._cancel(sibling, now)
+
+    # --- positions and the daily loss limit ----------------------------------------------
+
+    def _trade_off(self, position: Position, size: int, now: datetime) -> None:
+        """A market order of the venue's that reduces a position by `size`."""
+        side = OrderSide.ASK if position.size > 0 else OrderSide.BID
+        request = OrderRequest(
+            position.account_id, position.contract_id, OrderType.MARKET, side, size
+        )
+        order = self._record(self._new_order(request, OrderStatus.OPEN, now))
+        self._order_changed(order)
+        self._work(order, now, arriving=True)
+
+    def _check_loss(self, account_id: int, now: datetime) -> None:
+        limit = self._daily_loss_limit
+        account = self.ledger.account(account_id)
+        if limit is None or account is None or not account.can_trade:
+            return
+        if self.ledger.day_loss(account_id, lambda c: self.market.quote(c).last) < limit:
+            return
+        # What TopstepX does at its daily loss limit: no more trading, nothing working,
+        # nothing open. Locked first, so the fills below do not start this again.
+        self._account_changed(self.ledger.lock(account_id))
+        for order in list(self._by_account[account_id]):
+            if order.status in LIVE:
+                self._cancel(order, now)
+        for position in self.ledger.positions(account_id):
+            self._trade_off(position, abs(position.size), now)
+
+    # --- records -------------------------------------------------------------------------
+
+    def _roll(self, now: datetime) -> None:
+        for account in self.ledger.roll(now):
+            self._account_changed(account)
 
     def _tag_taken(self, account_id: int, tag: str) -> bool:
         if self._tag_uniqueness is TagUniqueness.OFF:
@@ -476,56 +463,40 @@ class Book:
             return False
         return self._tag_uniqueness is TagUniqueness.FOREVER or holder.status in WORKING
 
-    def _check(self, request: OrderRequest) -> Contract | Outcome:
+    def _refuses_stop(self, order: Order | OrderRequest, stop: Decimal, last: Decimal) -> bool:
+        """Whether the stop through-market rule refuses this stop price.
+
+        Simulator choice: it applies to the stops clients place; a bracket's stop loss is the
+        venue's own, and it triggers at once when its entry fills through it.
+        """
+        if self._stop_through_market is StopThroughMarket.TRIGGER:
+            return False
+        if isinstance(order, Order) and (order.parent_order_id is not None or order.triggered):
+            return False
+        return through_market(order.side, stop, last)
+
+    def _check(self, request: OrderRequest, account: Account) -> Contract | Outcome:
         """The contract of a valid place request, or the rejection."""
         contract = self._contracts.get(request.contract_id)
         if contract is None:
             return Outcome(PlaceOrderErrorCode.CONTRACT_NOT_FOUND, "Contract not found")
-        rejected = PlaceOrderErrorCode.ORDER_REJECTED
-        if request.type not in SUPPORTED_TYPES:
-            # Simulator choice: types the simulator does not model are business rejections.
-            return Outcome(rejected, f"Unsupported order type ({request.type})")
-        if request.side not in (OrderSide.BID, OrderSide.ASK):
-            return Outcome(rejected, f"Invalid order side ({request.side})")
-        if request.size < 1:
-            return Outcome(rejected, "Invalid order size")
-        for kind, price, needed in (
-            ("limit", request.limit_price, request.type == OrderType.LIMIT),
-            ("stop", request.stop_price, request.type == OrderType.STOP),
-        ):
-            if not needed:
-                continue
-            if price is None:
-                # §5.8: "Invalid limit price. Limit price not set."; the stop text is analogous.
-                return Outcome(
-                    rejected, f"Invalid {kind} price. {kind.capitalize()} price not set."
-                )
-            problem = price_problem(kind, price, contract.tick_size)
-            if problem is not None:
-                return Outcome(rejected, problem)
-        problem = bracket_problem(OrderSide(request.side), request.stop_loss, request.take_profit)
+        if not contract.active_contract:
+            return Outcome(PlaceOrderErrorCode.CONTRACT_NOT_ACTIVE, "Contract is not active")
+        if not account.can_trade:
+            return Outcome(PlaceOrderErrorCode.ACCOUNT_VIOLATION, ACCOUNT_LOCKED)
+        problem = request_problem(request, contract.tick_size)
+        if problem is None and request.type in STOP_PRICED and request.stop_price is not None:
+            last = self.market.quote(contract.id).last
+            if self._refuses_stop(request, request.stop_price, last):
+                problem = OUTSIDE_RANGE  # the live text of a stop the venue would not take
         if problem is not None:
-            return Outcome(rejected, problem)
+            return Outcome(PlaceOrderErrorCode.ORDER_REJECTED, problem)
         return contract
 
     def _new_order(self, request: OrderRequest, status: OrderStatus, now: datetime) -> Order:
         contract = self._contracts.get(request.contract_id)
-        order = Order(
-            id=self._next_order_id,
-            account_id=request.account_id,
-            contract_id=request.contract_id,
-            symbol_id=contract.symbol_id if contract is not None else "",
-            creation_timestamp=now,
-            update_timestamp=now,
-            status=status,
-            type=request.type,
-            side=request.side,
-            size=request.size,
-            # Simulator choice: a price the order type does not use is dropped.
-            limit_price=request.limit_price if request.type == OrderType.LIMIT else None,
-            stop_price=request.stop_price if request.type == OrderType.STOP else None,
-            custom_tag=request.custom_tag or None,
-        )
+        symbol_id = "" if contract is None else contract.symbol_id
+        order = new_order(self._next_order_id, request, symbol_id, status, now)
         self._next_order_id += 1
         return order
 
@@ -533,102 +504,30 @@ class Book:
         self._orders[order.id] = order
         # insort, not append: keeps the per-account list sorted even if the clock steps back.
         insort(self._by_account[order.account_id], order, key=_created)
-        if order.status in WORKING:
-            self._working[order.account_id][order.id] = order
+        self._index(order)
         if order.custom_tag is not None:
             self._tags[(order.account_id, order.custom_tag)] = order
         return order
+
+    def _index(self, order: Order) -> None:
+        if order.status in WORKING:
+            self._working[order.account_id][order.id] = order
+            self._working_in.setdefault(order.contract_id, {})[order.id] = order
 
     def _set_status(self, order: Order, status: OrderStatus, now: datetime) -> None:
         order.status = status
         order.update_timestamp = now
         if status not in WORKING:
             self._working[order.account_id].pop(order.id, None)
+            self._working_in.get(order.contract_id, {}).pop(order.id, None)
 
-    def _add_bracket_legs(
-        self,
-        entry: Order,
-        request: OrderRequest,
-        contract: Contract,
-        entry_price: Decimal,
-        status: OrderStatus,
-        now: datetime,
-    ) -> None:
-        """Record the stop-loss (Stop) and take-profit (Limit) legs of a bracketed entry.
-
-        Simulator choice: the bracket's `type` is not used; legs are always Stop and Limit,
-        the types clients send (§5.2). They are separate orders on the opposite side, same size.
-        """
-        exit_side = OrderSide.ASK if entry.side == OrderSide.BID else OrderSide.BID
-        legs: list[tuple[OrderType, Decimal | None, Decimal | None]] = []
-        if request.stop_loss is not None:
-            stop = entry_price + request.stop_loss.ticks * contract.tick_size
-            legs.append((OrderType.STOP, None, stop))
-        if request.take_profit is not None:
-            limit = entry_price + request.take_profit.ticks * contract.tick_size
-            legs.append((OrderType.LIMIT, limit, None))
-        for leg_type, limit_price, stop_price in legs:
-            leg = Order(
-                id=self._next_order_id,
-                account_id=entry.account_id,
-                contract_id=entry.contract_id,
-                symbol_id=entry.symbol_id,
-                creation_timestamp=now,
-                update_timestamp=now,
-                status=status,
-                type=leg_type,
-                side=exit_side,
-                size=entry.size,
-                limit_price=limit_price,
-                stop_price=stop_price,
-                parent_order_id=entry.id,
-            )
-            self._next_order_id += 1
-            self._children.setdefault(entry.id, []).append(self._record(leg))
-
-    def _fill(self, order: Order, contract: Contract, now: datetime) -> Decimal:
-        """Fill a market order completely at the next simulated price; returns that price."""
-        price = self._next_price(contract)
-        order.fill_volume = order.size
-        order.filled_price = price
-        self._set_status(order, OrderStatus.FILLED, now)
-        signed_size = order.size if order.side == OrderSide.BID else -order.size
-        self._apply_fill(order.account_id, contract.id, signed_size, price, now)
-        return price
-
-    def _next_price(self, contract: Contract) -> Decimal:
-        """Random-walk the contract's market a few whole ticks, never below one tick."""
-        step = self._rng.randint(-MAX_PRICE_STEP_TICKS, MAX_PRICE_STEP_TICKS)
-        last = self._prices.get(contract.id, contract.reference_price)
-        price = max(last + step * contract.tick_size, contract.tick_size)
-        self._prices[contract.id] = price
-        return price
-
-    def _apply_fill(
-        self, account_id: int, contract_id: str, signed_size: int, price: Decimal, now: datetime
-    ) -> None:
-        key = (account_id, contract_id)
-        position = self._positions.get(key)
-        old_size = position.size if position is not None else 0
-        new_size = old_size + signed_size
-        if new_size == 0:
-            self._positions.pop(key, None)
-        elif position is None or old_size * new_size < 0:
-            # Opened, or flipped through flat: the new net position starts at this fill.
-            self._positions[key] = Position(
-                self._next_position_id, account_id, contract_id, now, new_size, price
-            )
-            self._next_position_id += 1
-        else:
-            if abs(new_size) > abs(old_size):
-                # Added to: volume-weighted average. Reducing leaves the average alone.
-                total = position.average_price * abs(old_size) + price * abs(signed_size)
-                position.average_price = total / abs(new_size)
-            position.size = new_size
+    def _cancel(self, order: Order, now: datetime) -> None:
+        self._set_status(order, OrderStatus.CANCELLED, now)
+        self._order_changed(order)
 
     def _owned_order(self, account_id: int, order_id: int) -> Order | Outcome:
         """The order if it exists and belongs to the account; codes shared by cancel and modify."""
-        if account_id not in self._accounts:
+        if not self.has_account(account_id):
             return Outcome(ModifyOrderErrorCode.ACCOUNT_NOT_FOUND, ACCOUNT_NOT_FOUND)
         order = self._orders.get(order_id)
         if order is None:
@@ -641,6 +540,22 @@ class Book:
             )
         return order
 
+    # --- publishing ----------------------------------------------------------------------
 
-def _status_name(status: OrderStatus) -> str:
-    return status.name.capitalize()
+    def _order_changed(self, order: Order) -> None:
+        if self._publisher is not None:
+            self._publisher.user(order.account_id, "GatewayUserOrder", order_model(order))
+
+    def _account_changed(self, account: Account) -> None:
+        if self._publisher is not None:
+            self._publisher.user(account.id, "GatewayUserAccount", account_model(account))
+
+    def _filled(self, fill: Fill) -> None:
+        publisher = self._publisher
+        if publisher is None:
+            return
+        account_id = fill.account.id
+        publisher.user(account_id, "GatewayUserTrade", trade_model(fill.trade))
+        for position in fill.positions:
+            publisher.user(account_id, "GatewayUserPosition", position_model(position))
+        self._account_changed(fill.account)

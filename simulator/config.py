@@ -2,9 +2,10 @@
 
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 
-from simulator.book import PlaceOrderErrorCode, TagUniqueness
 from simulator.faults import FaultConfig
+from simulator.orders import PlaceOrderErrorCode, StopThroughMarket, TagUniqueness
 from simulator.tokens import DEFAULT_TTL_S
 
 # 12345678 is the account ID used in the predecessor project's examples.
@@ -29,3 +30,11 @@ class SimConfig:
     seed: int | None = None
     # The day that decides the front-month contracts; None: today (UTC) at start-up.
     trading_date: date | None = None
+    # The market: ask - bid in ticks; a seeded random walk every this many ms (0: off).
+    spread_ticks: int = 1
+    random_walk_ms: float = 0.0
+    stop_through_market: StopThroughMarket = StopThroughMarket.REJECT
+    # Dollars per contract and fill; None: each product's own (contracts.py).
+    fee_per_contract: Decimal | None = None
+    # The venue's daily loss limit per account, in dollars; None: none.
+    daily_loss_limit: Decimal | None = None

@@ -1,4 +1,5 @@
-"""The futures contracts the simulator trades, and the tick arithmetic on their prices.
+"""The futures contracts the simulator trades, the tick arithmetic on their prices, and the
+trading day they trade in.
 
 Tick sizes and values are the real ones (docs/gateway.md §4.4). Contract IDs follow the
 gateway's `CON.F.US.<ROOT>.<MonthCode><YY>` format and are a pure function of a date, so a
@@ -8,9 +9,10 @@ test can pin the front month by passing the date it wants.
 import calendar
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from enum import Enum
+from zoneinfo import ZoneInfo
 
 # CME month codes, January first.
 MONTH_CODES = "FGHJKMNQUVXZ"
@@ -43,8 +45,9 @@ class Product:
     title: str  # first part of `description`
     tick_size: Decimal
     tick_value: Decimal
-    reference_price: Decimal  # where simulated market fills start
+    reference_price: Decimal  # the market's price until a test or the random walk moves it
     cycle: Cycle
+    fee: Decimal  # per contract and fill (a half turn), in dollars
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,41 +62,54 @@ class Contract:
     active_contract: bool
     symbol_id: str
     reference_price: Decimal
+    product: str  # the CME symbol ("NQ"), how `/_sim/price` names a product
+    fee: Decimal
 
+    @property
+    def point_value(self) -> Decimal:
+        """Dollars per contract for a price move of 1.0."""
+        return self.tick_value / self.tick_size
+
+
+# Fees per contract and fill. docs/gateway.md §6.4: an EP (ES) half turn costs 1.4000; the
+# ProjectX admin docs' trade example charges an MES half turn 0.3700. Simulator choice: the
+# other full-size contracts cost what ES does and the other micros what MES does.
+FULL_SIZE_FEE = Decimal("1.40")
+MICRO_FEE = Decimal("0.37")
 
 # fmt: off
 PRODUCTS: tuple[Product, ...] = (
     Product(
         "MNQ", "MNQ", "Micro E-mini Nasdaq-100", Decimal("0.25"), Decimal("0.5"),
-        Decimal("21000.00"), Cycle.QUARTERLY,
+        Decimal("21000.00"), Cycle.QUARTERLY, MICRO_FEE,
     ),
     Product(
         "NQ", "ENQ", "E-mini NASDAQ-100", Decimal("0.25"), Decimal("5"),
-        Decimal("21000.00"), Cycle.QUARTERLY,
+        Decimal("21000.00"), Cycle.QUARTERLY, FULL_SIZE_FEE,
     ),
     Product(
         "MES", "MES", "Micro E-mini S&P 500", Decimal("0.25"), Decimal("1.25"),
-        Decimal("6000.00"), Cycle.QUARTERLY,
+        Decimal("6000.00"), Cycle.QUARTERLY, MICRO_FEE,
     ),
     Product(
         "ES", "EP", "E-Mini S&P 500", Decimal("0.25"), Decimal("12.5"),
-        Decimal("6000.00"), Cycle.QUARTERLY,
+        Decimal("6000.00"), Cycle.QUARTERLY, FULL_SIZE_FEE,
     ),
     Product(
         "MYM", "MYM", "Micro E-mini Dow Jones", Decimal("1"), Decimal("0.5"),
-        Decimal("44000"), Cycle.QUARTERLY,
+        Decimal("44000"), Cycle.QUARTERLY, MICRO_FEE,
     ),
     Product(
         "M2K", "M2K", "Micro E-mini Russell 2000", Decimal("0.1"), Decimal("0.5"),
-        Decimal("2300.0"), Cycle.QUARTERLY,
+        Decimal("2300.0"), Cycle.QUARTERLY, MICRO_FEE,
     ),
     Product(
         "MGC", "MGC", "Micro Gold", Decimal("0.1"), Decimal("1"),
-        Decimal("2650.0"), Cycle.BIMONTHLY,
+        Decimal("2650.0"), Cycle.BIMONTHLY, MICRO_FEE,
     ),
     Product(
         "CL", "CLE", "Crude Light (Globex)", Decimal("0.01"), Decimal("10"),
-        Decimal("70.00"), Cycle.MONTHLY,
+        Decimal("70.00"), Cycle.MONTHLY, FULL_SIZE_FEE,
     ),
 )
 # fmt: on
@@ -126,16 +142,29 @@ def roll_date(cycle: Cycle, year: int, month: int) -> date:
             return date(year, month, 1)
 
 
+def _step(cycle: Cycle, year: int, month: int, by: int) -> tuple[int, int]:
+    """The listed month `by` listed months after the given one (before it, if negative)."""
+    index = year * 12 + month - 1
+    direction = 1 if by > 0 else -1
+    for _ in range(abs(by)):
+        index += direction
+        # Ends within three steps: every cycle lists a month at least every quarter.
+        while index % 12 + 1 not in _LISTED_MONTHS[cycle]:
+            index += direction
+    return index // 12, index % 12 + 1
+
+
 def front_month(cycle: Cycle, on: date) -> tuple[int, int]:
     """(year, month) of the listed contract that is the front month on the given day."""
     year, month = on.year, on.month
-    # Terminates within three months: every cycle lists a month at least every quarter.
-    while not (month in _LISTED_MONTHS[cycle] and on < roll_date(cycle, year, month)):
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    if month not in _LISTED_MONTHS[cycle]:
+        year, month = _step(cycle, year, month, 1)
+    while on >= roll_date(cycle, year, month):
+        year, month = _step(cycle, year, month, 1)
     return year, month
 
 
-def contract_for(product: Product, year: int, month: int) -> Contract:
+def contract_for(product: Product, year: int, month: int, *, active: bool = True) -> Contract:
     """The contract of one product month, named the way the gateway names it (§4.4)."""
     code = MONTH_CODES[month - 1]
     return Contract(
@@ -144,9 +173,11 @@ def contract_for(product: Product, year: int, month: int) -> Contract:
         description=f"{product.title}: {calendar.month_name[month]} {year}",
         tick_size=product.tick_size,
         tick_value=product.tick_value,
-        active_contract=True,
+        active_contract=active,
         symbol_id=f"F.US.{product.root}",
         reference_price=product.reference_price,
+        product=product.symbol,
+        fee=product.fee,
     )
 
 
@@ -155,9 +186,43 @@ def front_contracts(on: date) -> tuple[Contract, ...]:
     return tuple(contract_for(p, *front_month(p.cycle, on)) for p in PRODUCTS)
 
 
+def listed_contracts(on: date) -> tuple[Contract, ...]:
+    """Three months of every product on the given day: front, next and the last expired one.
+
+    Simulator choices (the gateway documents no listing rule): the front and the next listed
+    month are active and tradable, front first, so a symbol search finds more than one
+    match; the month before the front has expired (§4.2: "Expired contracts still resolve
+    (activeContract:false)"), it resolves by ID but is neither searched nor tradable.
+    """
+    listed: list[Contract] = []
+    for product in PRODUCTS:
+        year, month = front_month(product.cycle, on)
+        listed.append(contract_for(product, year, month))
+        listed.append(contract_for(product, *_step(product.cycle, year, month, 1)))
+        expired = _step(product.cycle, year, month, -1)
+        listed.append(contract_for(product, *expired, active=False))
+    return tuple(listed)
+
+
 def is_on_tick(price: Decimal, tick_size: Decimal) -> bool:
     """Whether a price is a whole number of ticks; Decimal keeps 0.1-style ticks exact."""
     return price % tick_size == 0
+
+
+# CME Globex trading days begin at 17:00 Chicago time on the calendar day before.
+_CHICAGO = ZoneInfo("America/Chicago")
+_SESSION_OPENS = time(17)
+
+
+def trading_day(moment: datetime) -> date:
+    """The trading day a moment belongs to (simulator choice: weekends are not special)."""
+    local = moment.astimezone(_CHICAGO)
+    return local.date() + timedelta(days=1) if local.time() >= _SESSION_OPENS else local.date()
+
+
+def trading_day_start(day: date) -> datetime:
+    """When a trading day begins, in UTC."""
+    return datetime.combine(day - timedelta(days=1), _SESSION_OPENS, _CHICAGO).astimezone(UTC)
 
 
 class ContractTable:
@@ -165,6 +230,10 @@ class ContractTable:
 
     def __init__(self, contracts: Iterable[Contract]) -> None:
         self._by_id = {c.id: c for c in contracts}
+        self._fronts: dict[str, Contract] = {}
+        for contract in self._by_id.values():
+            if contract.active_contract:
+                self._fronts.setdefault(contract.product.casefold(), contract)
 
     def get(self, contract_id: str) -> Contract | None:
         """The contract with this ID, or None."""
@@ -173,12 +242,21 @@ class ContractTable:
     def __getitem__(self, contract_id: str) -> Contract:
         return self._by_id[contract_id]
 
-    def all(self) -> list[Contract]:
-        """Every contract, in table order."""
-        return list(self._by_id.values())
+    def active(self) -> list[Contract]:
+        """Every tradable contract, in table order."""
+        return [c for c in self._by_id.values() if c.active_contract]
+
+    def fronts(self) -> list[Contract]:
+        """The front month of every product: its first active contract in table order."""
+        return list(self._fronts.values())
+
+    def front(self, symbol: str) -> Contract | None:
+        """The front month of a product by its CME symbol ("MNQ"), any case, or None."""
+        return self._fronts.get(symbol.strip().casefold())
 
     def search(self, text: str | None, limit: int = SEARCH_LIMIT) -> list[Contract]:
-        """Case-insensitive substring match on symbol ID (holds the root), name and description.
+        """Active contracts whose symbol ID (holds the root), name or description contains
+        the text, ignoring case.
 
         docs/gateway.md §4.1: the live search is a substring match ("NQ" also finds "MNQ").
         Simulator choice: no search text lists everything.
@@ -186,7 +264,7 @@ class ContractTable:
         needle = (text or "").casefold()
         found = [
             c
-            for c in self._by_id.values()
+            for c in self.active()
             if needle in c.symbol_id.casefold()
             or needle in c.name.casefold()
             or needle in c.description.casefold()

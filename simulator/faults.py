@@ -23,6 +23,8 @@ class FaultConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     `endpoints` is a simulator extension: the paths that error_rate, commit_then_fail_rate
     and stall_rate apply to (None: every /api path). Latency and rate limiting always apply.
+    `max_fill_size` caps the contracts one order fills at one price event (None: all), so
+    fills come in steps.
     """
 
     latency_ms: Millis = 0.0  # added to every /api request
@@ -33,6 +35,7 @@ class FaultConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     stall_ms: Millis = 0.0
     rate_limit: RateLimit | None = msgspec.field(default_factory=lambda: GATEWAY_LIMIT)
     endpoints: tuple[ApiPath, ...] | None = None
+    max_fill_size: Annotated[int, msgspec.Meta(ge=1)] | None = None
 
 
 def merge_faults(current: FaultConfig, changes: bytes) -> FaultConfig:

@@ -12,37 +12,40 @@ from decimal import Decimal
 from enum import IntEnum
 from typing import Any, Generic, TypeVar
 
-from simulator.book import (
+from simulator.accounts import Account
+from simulator.bars import MAX_BARS, BarUnit, RetrieveBarErrorCode, aggregate
+from simulator.book import Book
+from simulator.config import SimConfig
+from simulator.contracts import Contract, ContractTable, is_on_tick, listed_contracts
+from simulator.market import Market
+from simulator.orders import (
     ACCOUNT_NOT_FOUND,
-    Account,
-    Book,
     Bracket,
-    Order,
     OrderRequest,
     Outcome,
-    Position,
-    SearchOrderErrorCode,
+    SearchErrorCode,
 )
-from simulator.config import SimConfig
-from simulator.contracts import Contract, ContractTable, front_contracts
+from simulator.publish import Publisher
 from simulator.tokens import TokenStore
+from simulator.views import account_model, contract_model, order_model, position_model, trade_model
 from simulator.wire import (
     AccountIdRequest,
-    AccountModel,
+    BarModel,
     BracketModel,
     CancelOrderRequest,
     ClosePositionRequest,
-    ContractModel,
     Envelope,
     ListAvailableContractRequest,
     LoginApiKeyRequest,
+    LoginAppRequest,
     LoginResponse,
     ModifyOrderRequest,
     NoBody,
-    OrderModel,
+    PartialClosePositionRequest,
     PlaceOrderRequest,
     PlaceOrderResponse,
-    PositionModel,
+    RetrieveBarRequest,
+    RetrieveBarResponse,
     SearchAccountRequest,
     SearchAccountResponse,
     SearchContractByIdRequest,
@@ -52,10 +55,14 @@ from simulator.wire import (
     SearchOrderRequest,
     SearchOrderResponse,
     SearchPositionResponse,
+    SearchTradeRequest,
+    SearchTradeResponse,
+    SimPriceModel,
+    SimPriceRequest,
     ValidateResponse,
     Wire,
+    bar_time,
     price,
-    timestamp,
 )
 
 ACCOUNT_BALANCE = Decimal("50000")
@@ -95,63 +102,6 @@ class Caller:
 ANONYMOUS = Caller(user="", token="")
 
 
-def order_model(order: Order) -> OrderModel:
-    """An order as Order/search and /_sim/orders report it."""
-    return OrderModel(
-        id=order.id,
-        account_id=order.account_id,
-        contract_id=order.contract_id,
-        symbol_id=order.symbol_id,
-        creation_timestamp=timestamp(order.creation_timestamp),
-        update_timestamp=timestamp(order.update_timestamp),
-        status=order.status,
-        type=order.type,
-        side=order.side,
-        size=order.size,
-        limit_price=price(order.limit_price),
-        stop_price=price(order.stop_price),
-        fill_volume=order.fill_volume,
-        filled_price=price(order.filled_price),
-        custom_tag=order.custom_tag,
-        parent_order_id=order.parent_order_id,
-    )
-
-
-def _contract_model(contract: Contract) -> ContractModel:
-    return ContractModel(
-        id=contract.id,
-        name=contract.name,
-        description=contract.description,
-        tick_size=contract.tick_size,
-        tick_value=contract.tick_value,
-        active_contract=contract.active_contract,
-        symbol_id=contract.symbol_id,
-    )
-
-
-def _account_model(account: Account) -> AccountModel:
-    return AccountModel(
-        id=account.id,
-        name=account.name,
-        balance=account.balance,
-        can_trade=account.can_trade,
-        is_visible=account.is_visible,
-        simulated=account.simulated,
-    )
-
-
-def _position_model(position: Position) -> PositionModel:
-    return PositionModel(
-        id=position.id,
-        account_id=position.account_id,
-        contract_id=position.contract_id,
-        creation_timestamp=timestamp(position.creation_timestamp),
-        type=position.type,
-        size=abs(position.size),
-        average_price=price(position.average_price),
-    )
-
-
 def _bracket(model: BracketModel | None) -> Bracket | None:
     return None if model is None else Bracket(ticks=model.ticks, type=model.type)
 
@@ -172,23 +122,35 @@ def _envelope(outcome: Outcome) -> Envelope:
 class Gateway:
     """The simulated ProjectX Gateway: one method per endpoint."""
 
-    def __init__(self, config: SimConfig, rng: random.Random, today: date) -> None:
+    def __init__(
+        self,
+        config: SimConfig,
+        rng: random.Random,
+        today: date,
+        publisher: Publisher | None = None,
+    ) -> None:
         self._config = config
-        self.contracts = ContractTable(front_contracts(today))
+        self.rng = rng  # the random walk's
+        self.contracts = ContractTable(listed_contracts(today))
         accounts = [Account(i, f"SIM-{i}", ACCOUNT_BALANCE) for i in config.accounts]
         self.book = Book(
             accounts,
             self.contracts,
-            rng,
+            Market(self.contracts, publisher, spread_ticks=config.spread_ticks),
+            publisher,
             tag_uniqueness=config.tag_uniqueness,
             duplicate_tag_code=config.duplicate_tag_code,
+            stop_through_market=config.stop_through_market,
+            fee_per_contract=config.fee_per_contract,
+            daily_loss_limit=config.daily_loss_limit,
         )
         self.tokens = TokenStore(config.token_ttl_s)
         self.logins = 0  # tokens issued by loginKey
         self.validations = 0  # tokens issued by validate
 
     def reset(self) -> None:
-        """Clear orders, positions, tags and counters; tokens stay valid."""
+        """Clear orders, trades, positions, tags, prices, balances and counters; tokens stay
+        valid."""
         self.book.clear()
         self.logins = 0
         self.validations = 0
@@ -197,11 +159,24 @@ class Gateway:
 
     def login_key(self, req: LoginApiKeyRequest, caller: Caller, now: datetime) -> LoginResponse:
         """Auth/loginKey: a token for matching credentials, or an in-band failure."""
+        return self._login(req.user_name, req.api_key, now)
+
+    def login_app(self, req: LoginAppRequest, caller: Caller, now: datetime) -> LoginResponse:
+        """Auth/loginApp (§2.2): the same LoginResponse as loginKey.
+
+        Simulator choice: every field must be non-empty, and the password is checked where
+        loginKey checks the API key (the simulator keeps one secret per login).
+        """
+        app_fields = (req.device_id, req.app_id, req.verify_key)
+        secret = req.password if all(app_fields) else ""
+        return self._login(req.user_name, secret, now)
+
+    def _login(self, user: str, secret: str, now: datetime) -> LoginResponse:
         expected_user, expected_key = self._config.username, self._config.api_key
         valid = (
-            bool(req.user_name and req.api_key)
-            and expected_user in (None, req.user_name)
-            and expected_key in (None, req.api_key)
+            bool(user and secret)
+            and expected_user in (None, user)
+            and expected_key in (None, secret)
         )
         if not valid:
             # §2.1: bad credentials fail in-band. Simulator choice: code 3 InvalidCredentials.
@@ -211,7 +186,7 @@ class Gateway:
                 error_message="Invalid credentials",
             )
         self.logins += 1
-        return LoginResponse(token=self.tokens.issue(req.user_name, now.timestamp()))
+        return LoginResponse(token=self.tokens.issue(user, now.timestamp()))
 
     def validate(self, req: NoBody, caller: Caller, now: datetime) -> ValidateResponse:
         """Auth/validate (§2.3): a fresh token for the caller.
@@ -232,7 +207,8 @@ class Gateway:
         self, req: SearchAccountRequest, caller: Caller, now: datetime
     ) -> SearchAccountResponse:
         """Account/search (§3). Every simulated account is active, so the flag changes nothing."""
-        return SearchAccountResponse(accounts=[_account_model(a) for a in self.book.accounts()])
+        accounts = self.book.accounts(now)
+        return SearchAccountResponse(accounts=[account_model(a) for a in accounts])
 
     def search_contracts(
         self, req: SearchContractRequest, caller: Caller, now: datetime
@@ -242,7 +218,7 @@ class Gateway:
             # §4.1: "TopstepX's contract search endpoint returns empty with live=True".
             return SearchContractResponse(contracts=[])
         found = self.contracts.search(req.search_text)
-        return SearchContractResponse(contracts=[_contract_model(c) for c in found])
+        return SearchContractResponse(contracts=[contract_model(c) for c in found])
 
     def contract_by_id(
         self, req: SearchContractByIdRequest, caller: Caller, now: datetime
@@ -255,13 +231,16 @@ class Gateway:
                 error_code=SearchContractByIdErrorCode.CONTRACT_NOT_FOUND,
                 error_message="Contract not found",
             )
-        return SearchContractByIdResponse(contract=_contract_model(contract))
+        return SearchContractByIdResponse(contract=contract_model(contract))
 
     def available_contracts(
         self, req: ListAvailableContractRequest, caller: Caller, now: datetime
     ) -> SearchContractResponse:
-        """Contract/available (§4.3): every front-month contract, whatever `live` says."""
-        return SearchContractResponse(contracts=[_contract_model(c) for c in self.contracts.all()])
+        """Contract/available (§4.3): the front month of every product (as the docs' example
+        lists them), whatever `live` says."""
+        return SearchContractResponse(
+            contracts=[contract_model(c) for c in self.contracts.fronts()]
+        )
 
     # --- Order (§5) -------------------------------------------------------------------------
 
@@ -278,6 +257,7 @@ class Gateway:
                 size=req.size,
                 limit_price=req.limit_price,
                 stop_price=req.stop_price,
+                trail_price=req.trail_price,
                 custom_tag=req.custom_tag,
                 stop_loss=_bracket(req.stop_loss_bracket),
                 take_profit=_bracket(req.take_profit_bracket),
@@ -304,7 +284,7 @@ class Gateway:
     def search_open_orders(
         self, req: AccountIdRequest, caller: Caller, now: datetime
     ) -> SearchOrderResponse:
-        """Order/searchOpen (§5.4): Open and Pending orders."""
+        """Order/searchOpen (§5.4): working orders; Suspended bracket legs are not."""
         if not self.book.has_account(req.account_id):
             return _account_not_found()
         working = self.book.working_orders(req.account_id)
@@ -336,23 +316,142 @@ class Gateway:
         if not self.book.has_account(req.account_id):
             return SearchPositionResponse(
                 success=False,
-                error_code=SearchOrderErrorCode.ACCOUNT_NOT_FOUND,
+                error_code=SearchErrorCode.ACCOUNT_NOT_FOUND,
                 error_message=ACCOUNT_NOT_FOUND,
             )
         positions = self.book.positions(req.account_id)
-        return SearchPositionResponse(positions=[_position_model(p) for p in positions])
+        return SearchPositionResponse(positions=[position_model(p) for p in positions])
 
     def close_position(self, req: ClosePositionRequest, caller: Caller, now: datetime) -> Envelope:
         """Position/closeContract (§6.2): flatten with a market order."""
         return _envelope(self.book.close_position(req.account_id, req.contract_id, now))
 
+    def partial_close_position(
+        self, req: PartialClosePositionRequest, caller: Caller, now: datetime
+    ) -> Envelope:
+        """Position/partialCloseContract (§6.3): reduce by `size` with a market order."""
+        outcome = self.book.close_position(req.account_id, req.contract_id, now, size=req.size)
+        return _envelope(outcome)
+
+    def search_trades(
+        self, req: SearchTradeRequest, caller: Caller, now: datetime
+    ) -> SearchTradeResponse:
+        """Trade/search (§6.4): half-turn trades made in [start, end or now], newest first.
+
+        Simulator choice: without startTimestamp (the spec allows it) the window is open.
+        """
+        if not self.book.has_account(req.account_id):
+            return SearchTradeResponse(
+                success=False,
+                error_code=SearchErrorCode.ACCOUNT_NOT_FOUND,
+                error_message=ACCOUNT_NOT_FOUND,
+            )
+        start = None if req.start_timestamp is None else _utc(req.start_timestamp)
+        end = now if req.end_timestamp is None else _utc(req.end_timestamp)
+        trades = self.book.trades(req.account_id, start, end)
+        return SearchTradeResponse(trades=[trade_model(t) for t in trades])
+
+    # --- History (§6.5) --------------------------------------------------------------------
+
+    def retrieve_bars(
+        self, req: RetrieveBarRequest, caller: Caller, now: datetime
+    ) -> RetrieveBarResponse:
+        """History/retrieveBars: bars of the prices this simulator has seen.
+
+        Simulator choices: `live` is ignored; a limit above 20,000 is cut to 20,000.
+        """
+        failure: tuple[RetrieveBarErrorCode, str] | None = None
+        if self.contracts.get(req.contract_id) is None:
+            failure = (RetrieveBarErrorCode.CONTRACT_NOT_FOUND, "Contract not found")
+        elif req.unit not in _BAR_UNITS:
+            failure = (RetrieveBarErrorCode.UNIT_INVALID, f"Invalid unit ({req.unit})")
+        elif req.unit_number < 1:
+            failure = (
+                RetrieveBarErrorCode.UNIT_NUMBER_INVALID,
+                f"Invalid unit number ({req.unit_number})",
+            )
+        elif req.limit < 1:
+            failure = (RetrieveBarErrorCode.LIMIT_INVALID, f"Invalid limit ({req.limit})")
+        if failure is not None:
+            return RetrieveBarResponse(
+                success=False, error_code=failure[0], error_message=failure[1]
+            )
+        bars = aggregate(
+            self.book.market.seconds(req.contract_id),
+            BarUnit(req.unit),
+            req.unit_number,
+            _utc(req.start_time),
+            _utc(req.end_time),
+            limit=min(req.limit, MAX_BARS),
+            include_partial=req.include_partial_bar,
+            now=now,
+        )
+        return RetrieveBarResponse(
+            bars=[
+                BarModel(
+                    t=bar_time(b.start),
+                    o=price(b.open),
+                    h=price(b.high),
+                    l=price(b.low),
+                    c=price(b.close),
+                    v=b.volume,
+                )
+                for b in bars
+            ]
+        )
+
+    # --- simulator controls (/_sim) --------------------------------------------------------
+
+    def set_price(self, req: SimPriceRequest, now: datetime) -> SimPriceModel | str:
+        """POST /_sim/price: a trade at a price, which every working order then meets; the
+        contract's market after it, or why not."""
+        found = self.sim_contract(req.contract_id, req.symbol)
+        if isinstance(found, str):
+            return found
+        contract = found
+        lowest = self.book.market.lowest_price(contract)
+        if not req.price.is_finite() or not is_on_tick(req.price, contract.tick_size):
+            return (
+                f"price {req.price} is not on the tick grid of {contract.id} ({contract.tick_size})"
+            )
+        if req.price < lowest:
+            return f"price {req.price} is below {lowest}, the lowest the spread allows"
+        self.book.set_price(contract.id, req.price, now, req.volume)
+        return self.sim_price(contract.id)
+
+    def sim_contract(self, contract_id: str | None, symbol: str | None) -> Contract | str:
+        """The active contract named by ID or by product symbol (its front month), or why not."""
+        if (contract_id is None) == (symbol is None):
+            return "give exactly one of contractId and symbol"
+        contract = (
+            self.contracts.get(contract_id)
+            if contract_id is not None
+            else self.contracts.front(symbol or "")
+        )
+        if contract is None or not contract.active_contract:
+            return f"no active contract {contract_id or symbol!r}"
+        return contract
+
+    def sim_price(self, contract_id: str) -> SimPriceModel:
+        """A contract's market as /_sim/price shows it."""
+        quote = self.book.market.quote(contract_id)
+        return SimPriceModel(
+            contract_id=contract_id,
+            last_price=price(quote.last),
+            best_bid=price(quote.bid),
+            best_ask=price(quote.ask),
+        )
+
 
 def _account_not_found() -> SearchOrderResponse:
     return SearchOrderResponse(
         success=False,
-        error_code=SearchOrderErrorCode.ACCOUNT_NOT_FOUND,
+        error_code=SearchErrorCode.ACCOUNT_NOT_FOUND,
         error_message=ACCOUNT_NOT_FOUND,
     )
+
+
+_BAR_UNITS = frozenset(BarUnit) - {BarUnit.UNSPECIFIED}
 
 
 Req = TypeVar("Req", bound=Wire)
@@ -373,6 +472,7 @@ class Endpoint(Generic[Req]):
 
 ENDPOINTS: tuple[Endpoint[Any], ...] = (
     Endpoint("/api/Auth/loginKey", LoginApiKeyRequest, Gateway.login_key, authenticated=False),
+    Endpoint("/api/Auth/loginApp", LoginAppRequest, Gateway.login_app, authenticated=False),
     Endpoint("/api/Auth/validate", NoBody, Gateway.validate),
     Endpoint("/api/Auth/logout", NoBody, Gateway.logout),
     Endpoint("/api/Account/search", SearchAccountRequest, Gateway.search_accounts),
@@ -386,4 +486,11 @@ ENDPOINTS: tuple[Endpoint[Any], ...] = (
     Endpoint("/api/Order/modify", ModifyOrderRequest, Gateway.modify_order, mutates_orders=True),
     Endpoint("/api/Position/searchOpen", AccountIdRequest, Gateway.search_positions),
     Endpoint("/api/Position/closeContract", ClosePositionRequest, Gateway.close_position),
+    Endpoint(
+        "/api/Position/partialCloseContract",
+        PartialClosePositionRequest,
+        Gateway.partial_close_position,
+    ),
+    Endpoint("/api/Trade/search", SearchTradeRequest, Gateway.search_trades),
+    Endpoint("/api/History/retrieveBars", RetrieveBarRequest, Gateway.retrieve_bars),
 )

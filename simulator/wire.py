@@ -15,8 +15,10 @@ import msgspec
 Int32 = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)]
 Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 
-# §8: prices serialize as C# decimals with 9 decimal places ("6335.250000000").
+# §8: prices serialize as C# decimals with 9 decimal places ("6335.250000000"), fees and
+# balances with 4 ("1.4000", "40615.0300").
 _PRICE_QUANTUM = Decimal("0.000000001")
+_MONEY_QUANTUM = Decimal("0.0001")
 
 ENCODER = msgspec.json.Encoder(decimal_format="number")
 
@@ -24,6 +26,16 @@ ENCODER = msgspec.json.Encoder(decimal_format="number")
 def timestamp(value: datetime) -> str:
     """ISO 8601 with an explicit +00:00 offset and 6 fractional digits, as the gateway sends."""
     return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def bar_time(value: datetime) -> str:
+    """A bar's start as the docs' example writes it: "2024-12-20T14:00:00+00:00" (§6.5)."""
+    return value.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def money(value: Decimal) -> Decimal:
+    """Dollars at the gateway's 4-decimal scale."""
+    return value.quantize(_MONEY_QUANTUM)
 
 
 @overload
@@ -51,6 +63,16 @@ class LoginApiKeyRequest(Wire):
 
     user_name: str
     api_key: str
+
+
+class LoginAppRequest(Wire):
+    """§2.2: all five fields required."""
+
+    user_name: str
+    password: str
+    device_id: str
+    app_id: str
+    verify_key: str
 
 
 class SearchAccountRequest(Wire):
@@ -139,6 +161,35 @@ class ClosePositionRequest(Wire):
 
     account_id: Int32
     contract_id: str
+
+
+class PartialClosePositionRequest(Wire):
+    """§6.3: all three fields required."""
+
+    account_id: Int32
+    contract_id: str
+    size: Int32
+
+
+class SearchTradeRequest(Wire):
+    """§6.4: the spec requires only accountId."""
+
+    account_id: Int32
+    start_timestamp: datetime | None = None
+    end_timestamp: datetime | None = None
+
+
+class RetrieveBarRequest(Wire):
+    """§6.5: every field required."""
+
+    contract_id: str
+    live: bool
+    start_time: datetime
+    end_time: datetime
+    unit: Int32
+    unit_number: Int32
+    limit: Int32
+    include_partial_bar: bool
 
 
 # --- responses -------------------------------------------------------------------------
@@ -254,6 +305,113 @@ class SearchPositionResponse(Envelope):
     """§6.1."""
 
     positions: list[PositionModel] | None = None
+
+
+class TradeModel(Wire):
+    """§6.4 HalfTradeModel: profitAndLoss is null for a half turn that opens."""
+
+    id: int
+    account_id: int
+    contract_id: str
+    creation_timestamp: str
+    price: Decimal
+    profit_and_loss: Decimal | None
+    fees: Decimal
+    side: int
+    size: int
+    voided: bool
+    order_id: int
+
+
+class SearchTradeResponse(Envelope):
+    """§6.4."""
+
+    trades: list[TradeModel] | None = None
+
+
+class BarModel(msgspec.Struct):
+    """§6.5 AggregateBarModel: one-letter names on the wire."""
+
+    t: str
+    o: Decimal
+    h: Decimal
+    l: Decimal  # noqa: E741 (the gateway's name)
+    c: Decimal
+    v: int
+
+
+class RetrieveBarResponse(Envelope):
+    """§6.5."""
+
+    bars: list[BarModel] | None = None
+
+
+# --- real-time payloads ----------------------------------------------------------------
+# The user hub sends the REST models: GatewayUserOrder is an OrderModel, GatewayUserPosition
+# a PositionModel (size 0 once flat), GatewayUserTrade a TradeModel and GatewayUserAccount an
+# AccountModel; public clients decode them with the same fields (ryanrmg/projectx-api
+# user_order.go, user_position.go, user_trade.go, user_account.go). The market hub's are
+# below (same client, quote.go, trade.go, depth.go; project-x-py's realtime handlers).
+
+
+class GatewayQuote(Wire):
+    """The market hub's quote of one contract; `symbol` is its symbolId."""
+
+    symbol: str
+    symbol_name: str
+    last_price: Decimal
+    best_bid: Decimal
+    best_ask: Decimal
+    change: Decimal
+    change_percent: Decimal
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    volume: int
+    last_updated: str
+    timestamp: str
+
+
+class GatewayTrade(Wire):
+    """One print on the market hub (sent as a list); `type` is the aggressor, 0 buy 1 sell."""
+
+    symbol_id: str
+    price: Decimal
+    timestamp: str
+    type: int
+    volume: int
+
+
+class GatewayDepth(Wire):
+    """One depth entry on the market hub (sent as a list); `type` is a DomType."""
+
+    timestamp: str
+    type: int
+    price: Decimal
+    volume: int
+    current_volume: int
+
+
+# --- simulator controls ----------------------------------------------------------------
+
+
+class SimPriceRequest(Wire, forbid_unknown_fields=True):
+    """POST /_sim/price: a trade of `volume` at `price`, for a contract or a product's front
+    month."""
+
+    price: Decimal
+    contract_id: str | None = None
+    symbol: str | None = None
+    volume: Annotated[int, msgspec.Meta(ge=0)] = 1
+
+
+class SimPriceModel(Wire):
+    """A contract's market, as /_sim/price answers it."""
+
+    contract_id: str
+    last_price: Decimal
+    best_bid: Decimal
+    best_ask: Decimal
 
 
 # --- HTTP 400 --------------------------------------------------------------------------

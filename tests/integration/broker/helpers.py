@@ -35,7 +35,7 @@ SEARCH_OPEN = "/api/Order/searchOpen"
 # Gateway enums as the simulator reports them (docs/gateway.md §5.1).
 LIMIT, MARKET, STOP = 1, 2, 4
 BID, ASK = 0, 1
-OPEN, FILLED, CANCELLED, REJECTED, PENDING = 1, 2, 3, 5, 6
+OPEN, FILLED, CANCELLED, REJECTED, SUSPENDED = 1, 2, 3, 5, 8
 
 
 class FakeClock:

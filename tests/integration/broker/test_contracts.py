@@ -50,9 +50,11 @@ async def test_search_contracts_live_finds_nothing_like_topstepx(client: Gateway
 
 
 async def test_contract_by_id_round_trips(client: GatewayClient) -> None:
-    [mes] = [c for c in await client.contracts.search("MES") if c.symbol_id == "F.US.MES"]
-    contract = await client.contracts.by_id(mes.id)
-    assert contract == mes
+    # The search lists two months of MES (front and next); each resolves to itself.
+    months = [c for c in await client.contracts.search("MES") if c.symbol_id == "F.US.MES"]
+    assert len(months) == 2
+    for month in months:
+        assert await client.contracts.by_id(month.id) == month
 
 
 async def test_contract_by_unknown_id_is_rejected_once(
@@ -86,6 +88,13 @@ async def test_resolve_contract_picks_the_symbol_not_a_lookalike(
     assert info.symbol == symbol
     assert info.contract_id.startswith(f"CON.F.US.{root}.")
     assert (info.tick_size, info.tick_value) == (tick_size, tick_value)
+
+
+async def test_resolve_contract_takes_the_front_of_several_months(client: GatewayClient) -> None:
+    months = [c for c in await client.contracts.search("ES") if c.symbol_id == "F.US.EP"]
+    assert len(months) == 2  # the simulator lists the front and the next month, front first
+    info = await client.contracts.resolve("ES")
+    assert info.contract_id == months[0].id
 
 
 async def test_resolve_contract_is_cached(client: GatewayClient, broker_sim: BrokerSim) -> None:

@@ -18,8 +18,8 @@ from tests.integration.broker.helpers import (
     MARKET,
     OPEN,
     OTHER_ACCOUNT,
-    PENDING,
     STOP,
+    SUSPENDED,
     an_hour_ago,
     legs_of,
     sim_order,
@@ -30,7 +30,15 @@ from worker.broker.transport import CallStats
 from worker.local.pytest_plugin import BrokerSim
 
 TICK = 0.25  # MNQ
-PRICE = 20000.0  # on MNQ's tick grid
+PRICE = 20000.0  # on MNQ's tick grid, below the market (MNQ sits at 21000)
+# Prices at which an entry rests: limits away from the market, stops on its far side. A
+# limit through the market fills at once, and a stop through it is refused.
+RESTING = {
+    ("limit", "BUY"): PRICE,
+    ("limit", "SELL"): PRICE + 2000,
+    ("stop", "BUY"): PRICE + 2000,
+    ("stop", "SELL"): PRICE,
+}
 
 
 def entry_price(order: dict[str, Any]) -> float:
@@ -50,10 +58,8 @@ async def test_place_with_brackets_puts_the_legs_on_the_right_sides(
     client: GatewayClient, broker_sim: BrokerSim, order_type: str, side: str
 ) -> None:
     prices: dict[str, float] = {}
-    if order_type == "limit":
-        prices["limit_price"] = PRICE
-    if order_type == "stop":
-        prices["stop_price"] = PRICE
+    if order_type != "market":
+        prices[f"{order_type}_price"] = RESTING[order_type, side]
     stats = CallStats()
 
     order_id = await client.place_order(
@@ -77,7 +83,7 @@ async def test_place_with_brackets_puts_the_legs_on_the_right_sides(
     assert entry["customTag"] == f"bracket-{order_type}-{side}"
     assert entry["status"] == (FILLED if order_type == "market" else OPEN)
     if order_type != "market":
-        assert entry_price(entry) == PRICE
+        assert entry_price(entry) == RESTING[order_type, side]
 
     legs = legs_of(broker_sim, order_id)
     assert set(legs) == {STOP, LIMIT}
@@ -90,8 +96,8 @@ async def test_place_with_brackets_puts_the_legs_on_the_right_sides(
     for leg in (stop_loss, take_profit):
         assert leg["side"] == (ASK if side == "BUY" else BID)
         assert leg["size"] == 2
-        # Legs of a resting entry wait for it to fill.
-        assert leg["status"] == (OPEN if order_type == "market" else PENDING)
+        # Legs of a resting entry wait, Suspended, for it to fill.
+        assert leg["status"] == (OPEN if order_type == "market" else SUSPENDED)
 
 
 async def test_place_without_brackets_has_no_legs(
@@ -187,7 +193,7 @@ async def test_search_orders_decodes_the_gateway_order_model(client: GatewayClie
         side="SELL",
         quantity=2,
         order_type="limit",
-        limit_price=PRICE + 100,
+        limit_price=PRICE + 2000,  # above the market: it rests
         custom_tag="s-limit",
     )
     contract_id = client.get_contract_id("MNQ")
@@ -202,7 +208,7 @@ async def test_search_orders_decodes_the_gateway_order_model(client: GatewayClie
     assert market.filled_price is not None
     assert market.custom_tag == "s-market"
     assert (limit.status, limit.type, limit.side, limit.size) == (OPEN, LIMIT, ASK, 2)
-    assert limit.limit_price == PRICE + 100
+    assert limit.limit_price == PRICE + 2000
     assert limit.filled_price is None
     assert {market.contract_id, limit.contract_id} == {contract_id}
     assert market.account_id == ACCOUNT

@@ -13,10 +13,39 @@ ACTIVE = {"onlyActiveAccounts": True}
 INVALID = {"token": None, "success": False, "errorCode": 3, "errorMessage": "Invalid credentials"}
 
 
-async def test_ping_needs_no_token(client: Client) -> None:
+async def test_ping_needs_no_token_and_answers_json(client: Client) -> None:
     response = await client.get("/api/Status/ping")
     assert response.status == 200
-    assert await response.text() == "pong"
+    # The spec's schema is a string, and ASP.NET sends it as JSON: third-party SDKs parse it.
+    assert response.content_type == "application/json"
+    assert await response.json() == "pong"
+
+
+APP_LOGIN = {
+    "userName": "u",
+    "password": "k",
+    "deviceId": "d",
+    "appId": "B76015F2-04D3-477E-9191-C5E22CB2C957",
+    "verifyKey": "v",
+}
+
+
+async def test_app_login_issues_a_working_token(client: Client) -> None:
+    answer = await call(client, "/api/Auth/loginApp", None, APP_LOGIN)
+    assert (answer["success"], answer["errorCode"]) == (True, 0)
+    assert (await call(client, SEARCH_ACCOUNTS, answer["token"], ACTIVE))["success"] is True
+    for empty in ("password", "deviceId", "appId", "verifyKey", "userName"):
+        refused = await call(client, "/api/Auth/loginApp", None, {**APP_LOGIN, empty: ""})
+        assert refused == INVALID, empty
+    missing = {k: v for k, v in APP_LOGIN.items() if k != "verifyKey"}
+    assert (await client.post("/api/Auth/loginApp", json=missing)).status == 400
+
+
+async def test_app_login_checks_the_configured_secret(make_client: MakeClient) -> None:
+    client = await make_client(dataclasses.replace(CONFIG, username="u", api_key="k"))
+    assert (await call(client, "/api/Auth/loginApp", None, APP_LOGIN))["success"] is True
+    wrong = {**APP_LOGIN, "password": "other"}
+    assert await call(client, "/api/Auth/loginApp", None, wrong) == INVALID
 
 
 async def test_login_issues_a_working_token(client: Client) -> None:

@@ -47,7 +47,7 @@ async def test_serves_on_a_free_port_and_exits_cleanly_on_sigterm() -> None:
         assert int(match.group(2)) > 0
         async with aiohttp.ClientSession(base) as session:
             async with session.get("/api/Status/ping") as pong:
-                assert await pong.text() == "pong"
+                assert await pong.json() == "pong"
             login = {"userName": "x", "apiKey": "k"}
             async with session.post("/api/Auth/loginKey", json=login) as response:
                 token = (await response.json())["token"]
@@ -75,6 +75,9 @@ def test_help_exits_0() -> None:
         "--no-rate-limit",
         "--commit-then-fail-rate",
         "--tag-unique",
+        "--max-fill-size",
+        "--random-walk-ms",
+        "--daily-loss-limit",
     ):
         assert flag in result.stdout
 
@@ -90,6 +93,13 @@ def test_help_exits_0() -> None:
         (["--port", "70000"], "port must be 0-65535"),
         (["--accounts", "1,x"], "expected comma-separated account IDs"),
         (["--tag-unique", "sometimes"], "invalid choice: 'sometimes'"),
+        (["--max-fill-size", "0"], "must be 1 or more, got 0"),
+        (["--spread-ticks", "0"], "must be 1 or more, got 0"),
+        (["--fee-per-contract", "x"], "expected an amount in dollars, got 'x'"),
+        (["--daily-loss-limit", "-5"], "must be 0 or more, got -5"),
+        (["--daily-loss-limit", "0"], "must be more than 0"),
+        (["--stop-through-market", "maybe"], "invalid choice: 'maybe'"),
+        (["--random-walk-ms", "-1"], "must be 0 or more, got -1"),
     ],
 )
 def test_bad_flags_exit_2(args: list[str], message: str) -> None:

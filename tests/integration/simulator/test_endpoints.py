@@ -56,7 +56,13 @@ async def test_account_search(client: Client, token: str) -> None:
 
 async def test_contract_search(client: Client, token: str) -> None:
     answer = await call(client, "/api/Contract/search", token, {"live": False, "searchText": "NQ"})
-    assert [c["id"] for c in answer["contracts"]] == [MNQ, "CON.F.US.ENQ.Z25"]
+    # Front and next month of each product, front first; the expired month is not listed.
+    assert [c["id"] for c in answer["contracts"]] == [
+        MNQ,
+        "CON.F.US.MNQ.H26",
+        "CON.F.US.ENQ.Z25",
+        "CON.F.US.ENQ.H26",
+    ]
     assert answer["contracts"][0] == {
         "id": MNQ,
         "name": "MNQZ5",
@@ -78,6 +84,12 @@ async def test_contract_search_by_id(client: Client, token: str) -> None:
     assert found["contract"]["tickSize"] == 0.01
     missing = await call(client, path, token, {"contractId": "CON.F.US.CLE.F20"})
     assert missing == failure(1, "Contract not found", contract=None)
+    # §4.2: an expired month still resolves by ID, as not active.
+    expired = await call(client, path, token, {"contractId": "CON.F.US.MNQ.U25"})
+    assert (expired["contract"]["name"], expired["contract"]["activeContract"]) == (
+        "MNQU5",
+        False,
+    )
 
 
 async def test_available_contracts(client: Client, token: str) -> None:
@@ -174,7 +186,8 @@ async def test_bracket_sign_rejection(client: Client, token: str) -> None:
             {"type": 4, "stopPrice": 21000.1},
             failure(2, "Invalid stop price. Price is not aligned to tick size", orderId=None),
         ),
-        ({"type": 5}, failure(2, "Unsupported order type (5)", orderId=None)),
+        ({"type": 5}, failure(2, "Invalid trail price. Trail price not set.", orderId=None)),
+        ({"type": 0}, failure(2, "Unsupported order type (0)", orderId=None)),
     ],
 )
 async def test_place_rejections(
@@ -296,3 +309,28 @@ async def test_malformed_bodies_get_a_validation_problem(
     assert key == error_key
     assert message in text
     assert await sim_orders(client) == []
+
+
+# --- what the gateway does not serve ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/Order/nope",
+        "/nope",
+        # Not in the spec's paths (jaypatrick/TopstepApi) nor in the docs' endpoint index.
+        "/api/Order/searchById",
+    ],
+)
+async def test_unknown_paths_get_an_empty_404(client: Client, token: str, path: str) -> None:
+    response = await client.post(path, json={}, headers=bearer(token))
+    assert response.status == 404
+    assert await response.read() == b""
+
+
+async def test_a_wrong_method_gets_an_empty_405(client: Client) -> None:
+    response = await client.get("/api/Order/place")
+    assert response.status == 405
+    assert response.headers["Allow"] == "POST"
+    assert await response.read() == b""

@@ -18,6 +18,7 @@ DEFAULT_FAULTS = {
     "stall_ms": 0.0,
     "rate_limit": None,  # the tests' start-up config
     "endpoints": None,
+    "max_fill_size": None,
 }
 
 

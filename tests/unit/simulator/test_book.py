@@ -1,46 +1,33 @@
 """The order state machine: fills, resting orders, brackets, rejections, tags, modify, cancel."""
 
 import random
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from simulator.book import (
-    Account,
-    Book,
-    Bracket,
-    Order,
-    OrderRequest,
-    OrderSide,
-    OrderStatus,
-    OrderType,
-    Outcome,
-    PositionType,
-    TagUniqueness,
+from simulator.accounts import PositionType
+from simulator.book import Book
+from simulator.contracts import is_on_tick
+from simulator.orders import OrderRequest, OrderSide, OrderStatus, OrderType, Outcome, TagUniqueness
+from tests.unit.simulator.helpers import (
+    ACCOUNT,
+    BUY,
+    CL,
+    LIMIT,
+    MARKET,
+    MNQ,
+    NOW,
+    OTHER_ACCOUNT,
+    SELL,
+    STOP,
+    TICK,
+    legs,
+    make_book,
+    place,
+    request,
 )
-from simulator.contracts import ContractTable, front_contracts, is_on_tick
-
-NOW = datetime(2025, 11, 25, 15, 0, tzinfo=UTC)
-MNQ = "CON.F.US.MNQ.Z25"
-CL = "CON.F.US.CLE.F26"
-TICK = Decimal("0.25")
-BUY, SELL = OrderSide.BID, OrderSide.ASK
-LIMIT, MARKET, STOP = OrderType.LIMIT, OrderType.MARKET, OrderType.STOP
-ACCOUNT, OTHER_ACCOUNT = 1, 2
-
-
-def make_book(
-    tag_uniqueness: TagUniqueness = TagUniqueness.FOREVER, duplicate_tag_code: int = 2
-) -> Book:
-    return Book(
-        [Account(ACCOUNT, "A", Decimal(50000)), Account(OTHER_ACCOUNT, "B", Decimal(50000))],
-        ContractTable(front_contracts(date(2025, 11, 25))),
-        random.Random(0),
-        tag_uniqueness=tag_uniqueness,
-        duplicate_tag_code=duplicate_tag_code,
-    )
 
 
 @pytest.fixture
@@ -48,57 +35,16 @@ def book() -> Book:
     return make_book()
 
 
-def request(
-    type: int = MARKET,
-    side: int = BUY,
-    size: int = 1,
-    *,
-    account_id: int = ACCOUNT,
-    contract_id: str = MNQ,
-    limit_price: str | None = None,
-    stop_price: str | None = None,
-    tag: str | None = None,
-    sl: int | None = None,
-    tp: int | None = None,
-) -> OrderRequest:
-    return OrderRequest(
-        account_id=account_id,
-        contract_id=contract_id,
-        type=type,
-        side=side,
-        size=size,
-        limit_price=None if limit_price is None else Decimal(limit_price),
-        stop_price=None if stop_price is None else Decimal(stop_price),
-        custom_tag=tag,
-        stop_loss=None if sl is None else Bracket(sl, STOP),
-        take_profit=None if tp is None else Bracket(tp, LIMIT),
-    )
-
-
-def place(book: Book, req: OrderRequest, now: datetime = NOW) -> Order:
-    outcome = book.place(req, now)
-    assert outcome.success, outcome
-    assert outcome.order_id is not None
-    order = book.order(outcome.order_id)
-    assert order is not None
-    return order
-
-
-def legs(book: Book, parent: Order) -> list[Order]:
-    return [o for o in book.orders() if o.parent_order_id == parent.id]
-
-
 # --- fills and positions ---------------------------------------------------------------
 
 
-def test_market_order_fills_at_once_near_the_reference_price(book: Book) -> None:
+def test_market_order_fills_at_once_at_the_ask_of_the_reference_price(book: Book) -> None:
     order = place(book, request(size=3))
     assert order.id == 1001
     assert order.status == OrderStatus.FILLED
     assert order.fill_volume == 3
-    assert order.filled_price is not None
-    assert abs(order.filled_price - Decimal("21000")) <= 3 * TICK
-    assert is_on_tick(order.filled_price, TICK)
+    # Nobody moved the price: MNQ sits at 21000 with a one-tick spread above it.
+    assert order.filled_price == Decimal("21000.25")
     [position] = book.positions(ACCOUNT)
     assert (position.type, position.size, position.average_price) == (
         PositionType.LONG,
@@ -108,10 +54,16 @@ def test_market_order_fills_at_once_near_the_reference_price(book: Book) -> None
     assert book.working_orders(ACCOUNT) == []
 
 
-def test_simulated_prices_stay_on_the_grid_and_follow_the_seed() -> None:
+def test_the_random_walk_stays_on_the_grid_and_follows_the_seed() -> None:
+    # Prices move only when told; the demos' random walk is seeded.
     first, second = make_book(), make_book()
-    prices = [place(first, request(contract_id=CL)).filled_price for _ in range(300)]
-    assert prices == [place(second, request(contract_id=CL)).filled_price for _ in range(300)]
+    rng_a, rng_b = random.Random(0), random.Random(0)
+    prices = []
+    for n in range(300):
+        first.walk(rng_a, NOW + timedelta(seconds=n))
+        second.walk(rng_b, NOW + timedelta(seconds=n))
+        prices.append(place(first, request(contract_id=CL)).filled_price)
+        assert place(second, request(contract_id=CL)).filled_price == prices[-1]
     assert all(p is not None and is_on_tick(p, Decimal("0.01")) and p > 0 for p in prices)
     assert len(set(prices)) > 10  # it does walk
 
@@ -203,13 +155,15 @@ def test_a_single_bracket_makes_a_single_leg(book: Book) -> None:
     assert target.type == LIMIT
 
 
-def test_resting_entry_legs_are_pending_at_its_price_and_cancel_with_it(book: Book) -> None:
+def test_resting_entry_legs_are_suspended_at_its_price_and_cancel_with_it(book: Book) -> None:
     entry = place(book, request(LIMIT, limit_price="20900", sl=-40, tp=80))
     stop, target = legs(book, entry)
-    assert stop.status == target.status == OrderStatus.PENDING
+    # Suspended (8), not the Pending (6) of before: the spec's status for a waiting leg.
+    assert stop.status == target.status == OrderStatus.SUSPENDED
     assert stop.stop_price == Decimal("20890")
     assert target.limit_price == Decimal("20920")
-    assert len(book.working_orders(ACCOUNT)) == 3
+    # Order/searchOpen leaves Suspended legs out.
+    assert book.working_orders(ACCOUNT) == [entry]
 
     assert book.cancel(ACCOUNT, entry.id, NOW) == Outcome()
     assert [o.status for o in (entry, stop, target)] == [OrderStatus.CANCELLED] * 3
@@ -307,10 +261,23 @@ def test_four_tick_stop_is_allowed(book: Book) -> None:
         (request(LIMIT, limit_price="0"), 2, "Invalid price. Price is outside allowed range."),
         (request(STOP, stop_price="-5"), 2, "Invalid price. Price is outside allowed range."),
         (request(LIMIT, limit_price="NaN"), 2, "Invalid price. Price is outside allowed range."),
-        (request(OrderType.STOP_LIMIT), 2, "Unsupported order type (3)"),
-        (request(OrderType.TRAILING_STOP), 2, "Unsupported order type (5)"),
-        (request(OrderType.JOIN_BID), 2, "Unsupported order type (6)"),
+        (request(OrderType.STOP_LIMIT), 2, "Invalid limit price. Limit price not set."),
+        (
+            request(OrderType.STOP_LIMIT, limit_price="21010"),
+            2,
+            "Invalid stop price. Stop price not set.",
+        ),
+        (request(OrderType.TRAILING_STOP), 2, "Invalid trail price. Trail price not set."),
         (request(0), 2, "Unsupported order type (0)"),
+        (request(8), 2, "Unsupported order type (8)"),
+        (request(contract_id="CON.F.US.MNQ.U25"), 9, "Contract is not active"),
+        # A buy stop at or below the last price (21000) is on the wrong side.
+        (request(STOP, stop_price="21000"), 2, "Invalid price. Price is outside allowed range."),
+        (
+            request(STOP, side=SELL, stop_price="21000.25"),
+            2,
+            "Invalid price. Price is outside allowed range.",
+        ),
         (request(side=2), 2, "Invalid order side (2)"),
     ],
 )
@@ -373,7 +340,7 @@ def test_duplicate_tag_code_is_configurable() -> None:
 
 
 def test_open_mode_frees_a_tag_once_its_order_is_done() -> None:
-    book = make_book(TagUniqueness.OPEN)
+    book = make_book(tag_uniqueness=TagUniqueness.OPEN)
     resting = place(book, request(LIMIT, limit_price="20000", tag="t"))
     assert book.place(request(tag="t"), NOW) == DUPLICATE
     assert book.cancel(ACCOUNT, resting.id, NOW).success
@@ -386,7 +353,7 @@ def test_open_mode_frees_a_tag_once_its_order_is_done() -> None:
 
 
 def test_off_mode_never_checks_tags() -> None:
-    book = make_book(TagUniqueness.OFF)
+    book = make_book(tag_uniqueness=TagUniqueness.OFF)
     place(book, request(LIMIT, limit_price="20000", tag="t"))
     place(book, request(LIMIT, limit_price="20000", tag="t"))
     assert len(book.working_orders(ACCOUNT)) == 2
@@ -469,13 +436,18 @@ def test_modify_rejections_on_a_limit_order(
 
 
 def test_modify_rejections_on_a_stop_order(book: Book) -> None:
-    order = place(book, request(STOP, stop_price="21000"))
+    order = place(book, request(STOP, stop_price="21010"))
     assert book.modify(ACCOUNT, order.id, NOW, limit_price=Decimal("21000")) == Outcome(
         3, "Limit price can only be modified on a limit order"
     )
     assert book.modify(ACCOUNT, order.id, NOW, stop_price=Decimal("21000.2")) == Outcome(
         3, "Invalid stop price. Price is not aligned to tick size"
     )
+    # Moving a buy stop to or below the last price puts it on the wrong side.
+    assert book.modify(ACCOUNT, order.id, NOW, stop_price=Decimal("20990")) == Outcome(
+        3, "Invalid price. Price is outside allowed range."
+    )
+    assert order.stop_price == Decimal("21010")
 
 
 def test_modify_needs_a_working_order(book: Book) -> None:
@@ -540,13 +512,14 @@ def test_search_stays_correct_when_the_clock_steps_back(book: Book) -> None:
     assert book.search(ACCOUNT, NOW, NOW + timedelta(seconds=5)) == [early, late]
 
 
-def test_working_orders_are_open_and_pending_only(book: Book) -> None:
+def test_working_orders_leave_out_done_orders_and_suspended_legs(book: Book) -> None:
     place(book, request())
     resting = place(book, request(LIMIT, limit_price="20000", sl=-8))
     [stop] = legs(book, resting)
-    cancelled = place(book, request(STOP, stop_price="21000"))
+    cancelled = place(book, request(STOP, stop_price="21010"))
     book.cancel(ACCOUNT, cancelled.id, NOW)
-    assert book.working_orders(ACCOUNT) == [resting, stop]
+    assert stop.status == OrderStatus.SUSPENDED
+    assert book.working_orders(ACCOUNT) == [resting]
     assert book.working_orders(OTHER_ACCOUNT) == []
 
 
