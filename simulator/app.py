@@ -4,6 +4,8 @@ Every /api request goes through one pipeline (`_api_handler`), in this order:
 latency → Bearer auth (401) → body decoding (400) → rate limit (429) → injected error (500)
 → stall → the Gateway call → commit-then-fail (500 or dropped connection) → JSON answer.
 The /_sim/* endpoints are for tests and benchmarks: no auth, no rate limit, no faults.
+The real-time hubs (/hubs/user, /hubs/market) are simulator/hubs.py; they are the
+Simulator's publisher.
 """
 
 import asyncio
@@ -20,6 +22,8 @@ from aiohttp import hdrs, web
 from simulator.config import SimConfig
 from simulator.faults import AfterCommit, merge_faults, plan_request
 from simulator.gateway import ANONYMOUS, ENDPOINTS, Caller, Endpoint, Gateway, order_model
+from simulator.hubs import HubServer
+from simulator.publish import Fanout, NoPublisher, Publisher
 from simulator.ratelimit import SlidingWindowLimiter
 from simulator.wire import ENCODER, Envelope, LoginApiKeyRequest, NoBody, Wire, validation_problem
 
@@ -48,8 +52,9 @@ class Stats:
 class Simulator:
     """Everything one running simulator holds; lives on the app under SIMULATOR."""
 
-    def __init__(self, config: SimConfig) -> None:
+    def __init__(self, config: SimConfig, publisher: Publisher | None = None) -> None:
         self.config = config
+        self.publisher: Publisher = publisher if publisher is not None else NoPublisher()
         # Separate streams, so injected faults do not change the simulated prices.
         seeds = random.Random(config.seed)
         today = config.trading_date or datetime.now(UTC).date()
@@ -215,10 +220,21 @@ async def _sim_reset(request: web.Request) -> web.Response:
     return _json({"reset": True})
 
 
-def create_app(config: SimConfig | None = None) -> web.Application:
-    """A ready-to-run simulator application; its state is `app[SIMULATOR]`."""
+def create_app(
+    config: SimConfig | None = None, publisher: Publisher | None = None
+) -> web.Application:
+    """A ready-to-run simulator application; its state is `app[SIMULATOR]`.
+
+    The venue's changes go to the real-time hubs, and also to `publisher` if one is given.
+    """
+    config = config or SimConfig()
+    hubs = HubServer(config.hubs)
+    sim = Simulator(config, hubs if publisher is None else Fanout((hubs, publisher)))
+    hubs.attach(sim.gateway.tokens, lambda: sim.faults)
     app = web.Application()
-    app[SIMULATOR] = Simulator(config or SimConfig())
+    app[SIMULATOR] = sim
+    hubs.add_routes(app.router)
+    app.on_shutdown.append(hubs.shutdown)
     for endpoint in ENDPOINTS:
         app.router.add_post(endpoint.path, _api_handler(endpoint))
     app.router.add_get("/api/Status/ping", _ping)

@@ -5,6 +5,7 @@ from datetime import date
 
 from simulator.book import PlaceOrderErrorCode, TagUniqueness
 from simulator.faults import FaultConfig
+from simulator.hubs import HubSettings
 from simulator.tokens import DEFAULT_TTL_S
 
 # 12345678 is the account ID used in the predecessor project's examples.
@@ -23,6 +24,7 @@ class SimConfig:
     # None: 429 carries no Retry-After, like the gateway (docs/gateway.md §7).
     retry_after_s: int | None = None
     faults: FaultConfig = field(default_factory=FaultConfig)
+    hubs: HubSettings = field(default_factory=HubSettings)
     tag_uniqueness: TagUniqueness = TagUniqueness.FOREVER
     duplicate_tag_code: int = PlaceOrderErrorCode.ORDER_REJECTED
     # None: a fresh, unseeded random source.

@@ -18,6 +18,9 @@ DEFAULT_FAULTS = {
     "stall_ms": 0.0,
     "rate_limit": None,  # the tests' start-up config
     "endpoints": None,
+    "hub_delay_ms": 0.0,
+    "hub_refuse": False,
+    "hub_user_wrap": "none",
 }
 
 
