@@ -15,7 +15,7 @@ import asyncio
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal
@@ -217,6 +217,7 @@ class _Outgoing:
 
 _PING = encode(Ping()).decode()
 DropMode = Literal["abort", "close"]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class DropRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -385,7 +386,12 @@ class Connection:
                 self.request_close("Unauthorized: the access token expired or was revoked.", True)
                 return
             silence_due = self._last_received + settings.client_timeout_s
-            if now >= silence_due or (not self.handshaken and now >= handshake_due):
+            if not self.handshaken and now >= handshake_due:
+                # Before the handshake no hub message can be sent, not even a Close.
+                self.server.stats.timed_out += 1
+                self._shutdown(None, abort=False)
+                return
+            if now >= silence_due:
                 self.server.stats.timed_out += 1
                 self.request_close(
                     "Server timeout elapsed without receiving a message from the client.", True
@@ -529,7 +535,7 @@ class HubServer:
             return web.Response(status=401, headers={hdrs.WWW_AUTHENTICATE: "Bearer"})
         return user, token
 
-    def _negotiate_handler(self, hub: Hub) -> Callable[[web.Request], Any]:
+    def _negotiate_handler(self, hub: Hub) -> Handler:
         async def negotiate(request: web.Request) -> web.Response:
             caller = self._authenticate(request)
             if isinstance(caller, web.Response):
@@ -563,7 +569,7 @@ class HubServer:
         answer["availableTransports"] = [{"transport": "WebSockets", "transferFormats": ["Text"]}]
         return answer
 
-    def _connect_handler(self, hub: Hub) -> Callable[[web.Request], Any]:
+    def _connect_handler(self, hub: Hub) -> Handler:
         async def connect(request: web.Request) -> web.StreamResponse:
             negotiated = request.query.get("id")
             caller = self._authenticate(request)

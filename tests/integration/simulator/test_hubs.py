@@ -314,9 +314,10 @@ async def test_a_client_that_never_shakes_hands_is_cut_off(make_client: MakeClie
     client = await make_client(hubs_config(handshake_timeout_s=0.2))
     token = await login(client)
     hub = await HubClient.connect(client, "user", token, handshake=False)
-    await hub.send(type=6)  # activity is not a handshake
-    await hub.closing()
+    await hub.send_raw(HANDSHAKE[:10])  # activity, but never a whole handshake
+    assert await hub.closing() is None
     assert hub.closed_by_server
+    assert (await hubs_state(client))["stats"]["timed_out"] == 1
 
 
 async def test_a_connection_closes_when_its_token_expires(make_client: MakeClient) -> None:
