@@ -27,10 +27,10 @@ from simulator.faults import FaultConfig, UserEventWrap
 from simulator.signalr import (
     Close,
     Completion,
+    Event,
     Handshaken,
     HandshakeRejected,
     Invocation,
-    Message,
     Ping,
     ServerProtocol,
     StreamInvocation,
@@ -313,7 +313,9 @@ class Connection:
             if self._closer is not None:
                 await self._closer
 
-    def _on(self, event: Handshaken | HandshakeRejected | Violation | Message) -> None:
+    def _on(self, event: Event) -> None:
+        if self.closing:
+            return  # e.g. records after the client's own Close in the same frame
         now = time.monotonic()
         if isinstance(event, Handshaken):
             self.handshaken = True
