@@ -164,9 +164,9 @@ def describe(key: Key) -> str:
 class Envelopes:
     """The user hub's argument framing, and the `action` numbers of wrapped events.
 
-    Wrapped, an event is `{"action": N, "data": payload}`; N is 0 the first time the
-    server publishes that target's entity ID and 1 after that (create, then update, as one
-    public client documents it; no source says when the gateway sends 2, delete).
+    Wrapped, an event is `{"action": N, "data": payload}`; N is 0 the first time an event
+    with that target's entity ID goes to a subscriber and 1 after that (create, then update,
+    as one public client documents it; no source says when the gateway sends 2, delete).
     """
 
     def __init__(self) -> None:
@@ -352,19 +352,25 @@ class Connection:
         self.enqueue(encode(reply).decode(), now, event=False)
 
     async def _send(self) -> None:
+        """Write the queue in order, each message once it is due; Ping when idle.
+
+        Stops at the first sign of closing, so nothing follows a Close message.
+        """
         keep_alive = self.server.settings.keep_alive_s
         try:
-            while True:
+            while not self.closing:
                 if not self._queue:
                     self._wake.clear()
                     try:
                         await asyncio.wait_for(self._wake.wait(), keep_alive)
                     except TimeoutError:
-                        await self.ws.send_str(_PING)
+                        if not self.closing:
+                            await self.ws.send_str(_PING)
                     continue
                 wait = self._queue[0].due - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
+                    continue
                 item = self._queue.popleft()
                 await self.ws.send_str(item.text)
                 if item.event:
