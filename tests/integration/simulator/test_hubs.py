@@ -10,7 +10,9 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
+from simulator.app import create_app
 from simulator.hubs import HubSettings
 from tests.integration.simulator.conftest import MakeClient
 from tests.integration.simulator.helpers import ACCOUNT, CONFIG, MNQ, Client, bearer, call, login
@@ -474,3 +476,36 @@ async def test_stopping_the_server_closes_clients_with_a_close_message(
     stopping = asyncio.create_task(client.server.close())
     assert await hub.closing() == {"type": 7, "allowReconnect": True}
     await stopping
+
+
+async def test_a_publisher_given_to_create_app_gets_every_change_too(
+    make_client: MakeClient,
+) -> None:
+    class Recorder:
+        def __init__(self) -> None:
+            self.seen: list[tuple[object, str, object]] = []
+
+        def user(self, account_id: int, target: str, payload: object) -> None:
+            self.seen.append((account_id, target, payload))
+
+        def market(self, contract_id: str, target: str, payload: object) -> None:
+            self.seen.append((contract_id, target, payload))
+
+    recorder = Recorder()
+    client: Client = TestClient(
+        TestServer(create_app(CONFIG, publisher=recorder), host="127.0.0.1")
+    )
+    await client.start_server()
+    try:
+        token = await login(client)
+        hub = await HubClient.connect(client, "market", token)
+        await hub.call("SubscribeContractQuotes", MNQ)
+        publisher(client).user(ACCOUNT, "GatewayUserOrder", ORDER)
+        publisher(client).market(MNQ, "GatewayQuote", {"lastPrice": 1})
+        assert (await hub.next_message())["arguments"] == [MNQ, {"lastPrice": 1}]
+        assert recorder.seen == [
+            (ACCOUNT, "GatewayUserOrder", ORDER),
+            (MNQ, "GatewayQuote", {"lastPrice": 1}),
+        ]
+    finally:
+        await client.close()
