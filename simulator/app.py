@@ -4,6 +4,8 @@ Every /api request goes through one pipeline (`_api_handler`), in this order:
 latency → Bearer auth (401) → body decoding (400) → rate limit (429) → injected error (500)
 → stall → the Gateway call → commit-then-fail (500 or dropped connection) → JSON answer.
 The /_sim/* endpoints are for tests and benchmarks: no auth, no rate limit, no faults.
+The real-time hubs (/hubs/user, /hubs/market) are simulator/hubs.py; they are the
+Simulator's publisher.
 """
 
 import asyncio
@@ -21,7 +23,8 @@ from aiohttp import hdrs, web
 from simulator.config import SimConfig
 from simulator.faults import AfterCommit, FaultConfig, merge_faults, plan_request
 from simulator.gateway import ANONYMOUS, ENDPOINTS, Caller, Endpoint, Gateway
-from simulator.publish import Publisher
+from simulator.hubs import HubServer
+from simulator.publish import Fanout, NoPublisher, Publisher
 from simulator.ratelimit import SlidingWindowLimiter
 from simulator.views import order_model
 from simulator.wire import (
@@ -70,10 +73,11 @@ class Simulator:
     def __init__(self, config: SimConfig, publisher: Publisher | None = None) -> None:
         self.config = config
         self.clock: Callable[[], datetime] = _utc_now
+        self.publisher: Publisher = publisher if publisher is not None else NoPublisher()
         # Separate streams, so injected faults do not change the simulated prices.
         seeds = random.Random(config.seed)
         today = config.trading_date or self.clock().date()
-        self.gateway = Gateway(config, random.Random(seeds.getrandbits(64)), today, publisher)
+        self.gateway = Gateway(config, random.Random(seeds.getrandbits(64)), today, self.publisher)
         self.fault_rng = random.Random(seeds.getrandbits(64))
         self.faults = config.faults
         self.limiter = SlidingWindowLimiter()
@@ -304,13 +308,18 @@ def create_app(
 ) -> web.Application:
     """A ready-to-run simulator application; its state is `app[SIMULATOR]`.
 
-    `publisher` receives every change of the venue as the real-time hubs push it.
+    The venue's changes go to the real-time hubs, and also to `publisher` if one is given.
     """
+    config = config or SimConfig()
+    hubs = HubServer(config.hubs)
+    sim = Simulator(config, hubs if publisher is None else Fanout((hubs, publisher)))
+    hubs.attach(sim.gateway.tokens, lambda: sim.faults)
     app = web.Application(middlewares=[_gateway_errors])
-    sim = Simulator(config or SimConfig(), publisher)
     app[SIMULATOR] = sim
     if sim.config.random_walk_ms > 0:
         app.cleanup_ctx.append(_random_walk(sim))
+    hubs.add_routes(app.router)
+    app.on_shutdown.append(hubs.shutdown)
     for endpoint in ENDPOINTS:
         app.router.add_post(endpoint.path, _api_handler(endpoint))
     app.router.add_get("/api/Status/ping", _ping)

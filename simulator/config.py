@@ -5,6 +5,7 @@ from datetime import date
 from decimal import Decimal
 
 from simulator.faults import FaultConfig
+from simulator.hubs import HubSettings
 from simulator.orders import PlaceOrderErrorCode, StopThroughMarket, TagUniqueness
 from simulator.tokens import DEFAULT_TTL_S
 
@@ -24,6 +25,7 @@ class SimConfig:
     # None: 429 carries no Retry-After, like the gateway (docs/gateway.md §7).
     retry_after_s: int | None = None
     faults: FaultConfig = field(default_factory=FaultConfig)
+    hubs: HubSettings = field(default_factory=HubSettings)
     tag_uniqueness: TagUniqueness = TagUniqueness.FOREVER
     duplicate_tag_code: int = PlaceOrderErrorCode.ORDER_REJECTED
     # None: a fresh, unseeded random source.

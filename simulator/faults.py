@@ -7,7 +7,7 @@ Settings come from the command line at start-up and can be changed at run time t
 import random
 from dataclasses import dataclass
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -16,6 +16,9 @@ from simulator.ratelimit import GATEWAY_LIMIT, RateLimit
 Rate = Annotated[float, msgspec.Meta(ge=0, le=1)]
 Millis = Annotated[float, msgspec.Meta(ge=0)]
 ApiPath = Annotated[str, msgspec.Meta(pattern="^/api/")]
+# How user-hub events carry their payload: bare (the gateway's docs), or wrapped as
+# {"action": N, "data": payload} for orders only or for every target (seen live).
+UserEventWrap = Literal["none", "orders", "all"]
 
 
 class FaultConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -36,6 +39,10 @@ class FaultConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     rate_limit: RateLimit | None = msgspec.field(default_factory=lambda: GATEWAY_LIMIT)
     endpoints: tuple[ApiPath, ...] | None = None
     max_fill_size: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    # The real-time hubs (simulator/hubs.py); dropping connections is POST /_sim/hubs/drop.
+    hub_delay_ms: Millis = 0.0  # every hub event is sent this much later, order kept
+    hub_refuse: bool = False  # new hub connections and negotiations get HTTP 503
+    hub_user_wrap: UserEventWrap = "none"
 
 
 def merge_faults(current: FaultConfig, changes: bytes) -> FaultConfig:

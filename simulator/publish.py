@@ -12,6 +12,7 @@ to every connection subscribed to that account or contract. Tests of the book us
 gateway's JSON for that event.
 """
 
+from collections.abc import Sequence
 from typing import Protocol
 
 
@@ -33,3 +34,20 @@ class NoPublisher:
 
     def market(self, contract_id: str, target: str, payload: object) -> None:
         """Nothing to do."""
+
+
+class Fanout:
+    """Hands every change to each of several publishers, in order."""
+
+    def __init__(self, publishers: Sequence[Publisher]) -> None:
+        self._publishers = tuple(publishers)
+
+    def user(self, account_id: int, target: str, payload: object) -> None:
+        """Pass an account's change to every publisher."""
+        for publisher in self._publishers:
+            publisher.user(account_id, target, payload)
+
+    def market(self, contract_id: str, target: str, payload: object) -> None:
+        """Pass a contract's change to every publisher."""
+        for publisher in self._publishers:
+            publisher.market(contract_id, target, payload)

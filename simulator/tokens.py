@@ -51,13 +51,18 @@ class TokenStore:
 
     def user_of(self, token: str, now: float) -> str | None:
         """The user a live token belongs to, or None for unknown, expired or revoked tokens."""
+        session = self.session(token, now)
+        return None if session is None else session.user
+
+    def session(self, token: str, now: float) -> Session | None:
+        """The live session of a token, or None for unknown, expired or revoked tokens."""
         session = self._sessions.get(token)
         if session is None:
             return None
         if now >= session.expires_at:
             del self._sessions[token]
             return None
-        return session.user
+        return session
 
     def revoke(self, token: str) -> None:
         """Make the token invalid (logout)."""

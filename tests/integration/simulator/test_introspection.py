@@ -19,6 +19,9 @@ DEFAULT_FAULTS = {
     "rate_limit": None,  # the tests' start-up config
     "endpoints": None,
     "max_fill_size": None,
+    "hub_delay_ms": 0.0,
+    "hub_refuse": False,
+    "hub_user_wrap": "none",
 }
 
 
