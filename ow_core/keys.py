@@ -6,9 +6,12 @@ can share a Redis database and ``redis-cli --scan --pattern 'ow:*'`` shows all o
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import Final
 
 DEFAULT_PREFIX = "ow"
+_CLIENT_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 ORDER_QUEUE_TTL_S = 24 * 3600
 """How long an order's follow-up queue is kept after its last follow-up was submitted."""
 
@@ -34,14 +37,20 @@ class Keys:
         """Entries that could not be executed, with their error and history."""
         return f"{self.prefix}:dead"
 
+    @property
+    def handed_back(self) -> str:
+        """Entries a worker that stopped cleanly left for the others to take at once."""
+        return f"{self.prefix}:handback"
+
     def reply(self, client_id: str) -> str:
         """One producer's reply stream."""
         return f"{self.prefix}:reply:{client_id}"
 
     def is_reply(self, name: str) -> bool:
-        """Whether a stream name is one of our reply streams (workers write nowhere else)."""
+        """Whether a name has the shape of one of our reply streams, ``<prefix>:reply:<id>``
+        with an ID of 1 to 64 letters, digits, ``_`` or ``-`` (workers write nowhere else)."""
         head = f"{self.prefix}:reply:"
-        return name.startswith(head) and len(name) > len(head)
+        return name.startswith(head) and _CLIENT_ID.fullmatch(name[len(head) :]) is not None
 
     def result(self, request_id: str) -> str:
         """The stored final result of a request (with a TTL)."""

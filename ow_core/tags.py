@@ -12,6 +12,8 @@ import hashlib
 import re
 from typing import Final
 
+DEFAULT_TAG_MAX_LEN: Final = 50
+"""The longest ``customTag`` the worker sends by default (``PROJECTX_TAG_MAX_LEN``)."""
 _PLAIN_ID: Final = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _SEPARATOR: Final = "."
 _DIGEST_LEN: Final = 16
@@ -25,11 +27,19 @@ def request_key(request_id: str) -> str:
     return base64.b32encode(digest).decode().lower()[:_DIGEST_LEN]
 
 
+def tag_room(request_id: str, max_len: int = DEFAULT_TAG_MAX_LEN) -> int:
+    """How many characters of a strategy's tag fit beside this request's key."""
+    return max(0, max_len - len(_fitting_key(request_id, max_len)) - len(_SEPARATOR))
+
+
+def _fitting_key(request_id: str, max_len: int) -> str:
+    key = request_key(request_id)
+    return key if len(key) <= max_len else request_key(f"#{request_id}")
+
+
 def broker_tag(custom_tag: str | None, request_id: str, max_len: int) -> str:
     """``<strategy tag>.<request key>``, the strategy tag shortened to fit ``max_len``."""
-    key = request_key(request_id)
-    if len(key) > max_len:
-        key = request_key(f"#{request_id}")  # a digest always fits: max_len >= 20
+    key = _fitting_key(request_id, max_len)  # a digest always fits: max_len >= 20
     if not custom_tag:
         return key
     room = max_len - len(key) - len(_SEPARATOR)

@@ -43,7 +43,7 @@ from producer.errors import ClientClosed, ResultTimeout
 from producer.intents import CallOptions, ModifyOptions, Origin, PlaceOptions, new_request_id
 from producer.replay import IntentLog
 from producer.replies import READ_BLOCK_MS, Replies
-from producer.validation import check_account_id, validate_intent
+from producer.validation import check_account_id, check_timeout, validate_intent
 
 log = logging.getLogger("producer.client")
 
@@ -74,14 +74,12 @@ class OrderClient:
         key_prefix: str = DEFAULT_PREFIX,
         record: str | Path | None = None,
     ) -> None:
-        if timeout <= 0:
-            raise ValueError(f"timeout must be > 0, got {timeout!r}")
+        self.timeout = check_timeout(timeout)
         self.account_id = None if account_id is None else check_account_id(account_id)
-        self.timeout = timeout
         self.keys = Keys(key_prefix)
         self.client_id = secrets.token_hex(8)
         self.reply_stream = self.keys.reply(self.client_id)
-        self._origin = Origin(self.reply_stream, self.account_id, timeout)
+        self._origin = Origin(self.reply_stream, self.account_id, self.timeout)
         self._replies = Replies(self.reply_stream)
         self._redis_url = redis_url
         self._redis: Redis | None = None

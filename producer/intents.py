@@ -13,7 +13,7 @@ from typing import Any, TypedDict, Unpack, cast
 
 from producer.contract import CancelOrder, ModifyOrder, PlaceOrder
 from producer.errors import InvalidOrder
-from producer.validation import check_account_id, validate_intent
+from producer.validation import check_account_id, check_timeout, validate_intent
 
 
 def new_request_id() -> str:
@@ -106,14 +106,12 @@ class Origin:
         return self.timeout if timeout is None else timeout
 
     def _common(self, options: CallOptions) -> dict[str, Any]:
-        limit = self.lifetime(options.get("timeout"))
-        if not limit > 0:
-            raise InvalidOrder(
-                f"timeout must be > 0 seconds, got {limit!r}", code="invalid_timeout"
-            )
+        limit = check_timeout(self.lifetime(options.get("timeout")))
         created = int(time.time() * 1000)
+        request_id = options.get("request_id")
         return {
-            "request_id": options.get("request_id") or new_request_id(),
+            # An empty ID is refused by validation, not silently replaced.
+            "request_id": new_request_id() if request_id is None else request_id,
             "reply_to": self.reply_to,
             "account_id": self._account(options.get("account_id")),
             "created_at": created,

@@ -9,11 +9,13 @@ contract is known (the worker), with the same ``check_on_tick``.
 from __future__ import annotations
 
 import math
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Final, cast
 
 import msgspec
 
+from ow_core.tags import DEFAULT_TAG_MAX_LEN, tag_room
 from producer.contract import CancelOrder, Intent, ModifyOrder, OrderType, PlaceOrder, Side
 from producer.errors import InvalidOrder
 
@@ -25,6 +27,14 @@ MAX_INT64: Final = 2**63 - 1
 MAX_TAG_LEN: Final = 64
 MAX_REQUEST_ID: Final = 128  # the contract's limit (producer/contract.py)
 MAX_SYMBOL_LEN: Final = 32
+# Letters, digits and ._- only: the worker derives keys and its own request IDs from a
+# request ID with separators outside this set (the good-til-time cancel is "<id>:gtt"),
+# so no request ID a strategy sends can collide with one of them.
+REQUEST_ID_PATTERN: Final = re.compile(r"[A-Za-z0-9._-]+")
+MAX_TIMEOUT_S: Final = 24 * 3600.0
+"""The longest a call may wait, and so an intent may live (its deadline)."""
+MAX_CANCEL_AFTER_S: Final = 7 * 24 * 3600.0
+"""The longest good-til-time: a week (the gateway's sessions are daily)."""
 
 
 def _whole_number(value: object, field: str, code: str, *, upper: int) -> int:
@@ -111,6 +121,65 @@ def check_symbol(value: object) -> str:
     return value.strip().upper()
 
 
+def check_request_id(value: object) -> str:
+    """A request ID: 1 to 128 letters, digits, dots, underscores or hyphens."""
+    if (
+        not isinstance(value, str)
+        or not 0 < len(value) <= MAX_REQUEST_ID
+        or not REQUEST_ID_PATTERN.fullmatch(value)
+    ):
+        raise InvalidOrder(
+            f"request_id must be 1 to {MAX_REQUEST_ID} letters, digits, '.', '_' or '-', "
+            f"got {value!r}",
+            code="invalid_request_id",
+        )
+    return value
+
+
+def check_timeout(value: object) -> float:
+    """How long a call waits for its result (seconds): finite, > 0, at most a day."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 < value <= MAX_TIMEOUT_S
+    ):
+        raise InvalidOrder(
+            f"timeout must be a number of seconds > 0 and <= {MAX_TIMEOUT_S:g}, got {value!r}",
+            code="invalid_timeout",
+        )
+    return float(value)
+
+
+def check_lifetime(created_at: int, deadline: int) -> None:
+    """An intent's deadline is at most ``MAX_TIMEOUT_S`` after its creation (one before
+    its creation is simply passed: the worker answers it ``expired``)."""
+    if deadline - created_at > MAX_TIMEOUT_S * 1000:
+        raise InvalidOrder(
+            f"deadline must be at most {MAX_TIMEOUT_S:g} s after created_at, "
+            f"got {(deadline - created_at) / 1000:g} s",
+            code="invalid_timeout",
+        )
+
+
+def check_cancel_after(value: object) -> float | None:
+    """Good-til-time seconds: absent, or finite, > 0 and at most a week."""
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 < value <= MAX_CANCEL_AFTER_S
+    ):
+        raise InvalidOrder(
+            f"cancel_after must be seconds > 0 and <= {MAX_CANCEL_AFTER_S:g} (a week), "
+            f"got {value!r}",
+            code="invalid_cancel_after",
+        )
+    return float(value)
+
+
 def check_custom_tag(value: object) -> str | None:
     """A strategy's own tag: absent, or printable text of at most MAX_TAG_LEN characters."""
     if value is None:
@@ -126,6 +195,22 @@ def check_custom_tag(value: object) -> str | None:
             code="invalid_custom_tag",
         )
     return value
+
+
+def check_tag_fits(
+    custom_tag: str | None, request_id: str, max_len: int = DEFAULT_TAG_MAX_LEN
+) -> None:
+    """The broker's ``customTag`` is the strategy's tag and the request key (``ow_core.tags``)
+    within the gateway's length: a tag that would be cut is refused, not cut."""
+    if custom_tag is None:
+        return
+    room = tag_room(request_id, max_len)
+    if len(custom_tag) > room:
+        raise InvalidOrder(
+            f"custom_tag is {len(custom_tag)} characters; {room} fit in the broker's tag "
+            f"beside this request's key ({max_len} in all)",
+            code="invalid_custom_tag",
+        )
 
 
 def check_place(order_type: OrderType, limit_price: float | None, stop_price: float | None) -> None:
@@ -169,24 +254,24 @@ def check_on_tick(price: float, tick_size: float, field: str) -> None:
         )
 
 
-def validate_intent(intent: Intent) -> Intent:
+def validate_intent(intent: Intent, *, tag_max_len: int | None = DEFAULT_TAG_MAX_LEN) -> Intent:
     """Every rule that needs no broker data, applied to a whole intent.
 
     Returns the intent normalised (side upper-cased, whole-number floats made ints, ...).
     Raises ``InvalidOrder`` naming the first rule that failed.
     """
-    if not isinstance(intent.request_id, str) or not 0 < len(intent.request_id) <= MAX_REQUEST_ID:
-        raise InvalidOrder(
-            f"request_id must be text of 1 to {MAX_REQUEST_ID} characters",
-            code="invalid_request_id",
-        )
+    check_request_id(intent.request_id)
+    check_lifetime(intent.created_at, intent.deadline)
     account_id = check_account_id(intent.account_id)
     if isinstance(intent, PlaceOrder):
         order_type = check_order_type(intent.order_type)
         limit_price = check_price(intent.limit_price, "limit_price")
         stop_price = check_price(intent.stop_price, "stop_price")
         check_place(order_type, limit_price, stop_price)
-        cancel_after = check_price(intent.cancel_after, "cancel_after")
+        cancel_after = check_cancel_after(intent.cancel_after)
+        custom_tag = check_custom_tag(intent.custom_tag)
+        if tag_max_len is not None:
+            check_tag_fits(custom_tag, intent.request_id, tag_max_len)
         return msgspec.structs.replace(
             intent,
             account_id=account_id,
@@ -198,7 +283,7 @@ def validate_intent(intent: Intent) -> Intent:
             stop_price=stop_price,
             stop_loss_ticks=check_ticks(intent.stop_loss_ticks, "stop_loss_ticks"),
             take_profit_ticks=check_ticks(intent.take_profit_ticks, "take_profit_ticks"),
-            custom_tag=check_custom_tag(intent.custom_tag),
+            custom_tag=custom_tag,
             cancel_after=cancel_after,
         )
     order_id = check_order_id(intent.order_id)

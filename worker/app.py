@@ -17,7 +17,7 @@ import gc
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Final
 
@@ -58,16 +58,46 @@ log = logging.getLogger("worker.app")
 # How long the scheduled cancel of a good-til-time order may take before it is refused.
 _GTT_CANCEL_DEADLINE_S: Final = 30
 _PLACE_DECODER: Final = msgspec.json.Decoder(PlaceOrder)
+# How long each of arq's own closing steps may take before it is abandoned.
+_ARQ_STEP_S: Final = 1.0
+
+
+async def bounded(work: Awaitable[Any], seconds: float, what: str) -> None:
+    """Run ``work`` for at most ``seconds``; a failure or a timeout is logged, not raised
+    (for the steps of stopping, each of which would otherwise be able to hold it up)."""
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait([task], timeout=seconds)
+    if not done:
+        await cancel_and_wait([task])
+        log.warning("%s: gave up after %.1f s", what, seconds)
+    elif not task.cancelled() and task.exception() is not None:
+        log.warning("%s: %s", what, task.exception())
 
 
 class Worker(arq.worker.Worker):
-    """arq's worker, made to ride out Redis outages.
+    """arq's worker, made to ride out Redis outages and to stop within its bound.
 
     arq's poll loop has no error handling of its own, and redis-py can raise a connection
     error when it takes a pooled connection (outside its own retry): without this a
-    restart or a reset connection to Redis would end the process.
+    restart or a reset connection to Redis would end the process. And arq's ``close``
+    retries deleting its health-check key for about two minutes when Redis is gone (and
+    fails outright when it cancelled a job that was running): here every step of closing
+    is bounded, and the shutdown (our drain) always runs.
     ``order-worker run`` uses this class; plain ``arq worker.WorkerSettings`` uses arq's.
     """
+
+    async def close(self) -> None:
+        if not self._handle_signals:
+            self.handle_sig(signal.SIGUSR1)
+        if not self._pool:
+            return
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        # The health-check key expires by itself (health_check_interval + 1 s).
+        await bounded(self.pool.delete(self.health_check_key), _ARQ_STEP_S, "arq health key")
+        if self.on_shutdown:
+            await self.on_shutdown(self.ctx)
+        await bounded(self.pool.close(close_connection_pool=True), _ARQ_STEP_S, "arq pool")
+        self._pool = None
 
     def handle_sig(self, signum: signal.Signals) -> None:
         super().handle_sig(signum)
@@ -229,17 +259,23 @@ async def warm_up(broker: GatewayClient, settings: Settings) -> None:
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    """Stop taking entries, drain those in flight (bounded), close everything."""
+    """Stop taking entries, drain those in flight (bounded), close everything.
+
+    Bounded as a whole, with Redis or the broker gone too: the drain takes at most
+    ``WORKER_DRAIN_TIMEOUT_S``, handing back and each closing step a second or two.
+    """
     settings: Settings = ctx["settings"]
     consumer: Consumer | None = ctx.get("consumer")
     if consumer is not None:
-        await consumer.stop(settings.drain_timeout_s)
+        await bounded(
+            consumer.stop(settings.drain_timeout_s), settings.drain_timeout_s + 5, "stopping"
+        )
     if "metrics_runner" in ctx:
-        await ctx["metrics_runner"].cleanup()
+        await bounded(ctx["metrics_runner"].cleanup(), _ARQ_STEP_S, "metrics")
     if "session" in ctx:
-        await ctx["session"].close()
+        await bounded(ctx["session"].close(), _ARQ_STEP_S, "broker session")
     if "stream_redis" in ctx:
-        await ctx["stream_redis"].aclose()
+        await bounded(ctx["stream_redis"].aclose(), _ARQ_STEP_S, "Redis")
 
 
 async def cancel_after(ctx: dict[str, Any], intent_json: str, order_id: int) -> str:

@@ -2,10 +2,11 @@
 
 - Read new entries through the consumer group (XREADGROUP with BLOCK), at most as many as
   there is room for under the in-flight bound, each run as its own task.
-- Reclaim entries idle on any consumer (a dead worker's, or this one's before a restart)
-  with XAUTOCLAIM; an entry delivered more than ``max_deliveries`` times is dead-lettered.
+- Take over entries other workers left pending (``recovery.py``).
 - Keep this worker's running entries alive: leases renewed, idle times reset, so a slow
-  but live worker is not mistaken for a dead one; and a heartbeat key for ``status``.
+  but live worker is not mistaken for a dead one; and a heartbeat (``heartbeat.py``).
+- Stop within a bound and hand back what is left: on SIGTERM, stop reading, finish what
+  is in flight and read ahead within the drain time, and offer the rest to the others.
 - Survive Redis restarts and dropped connections: every loop backs off and resumes, and a
   group lost with a non-persistent Redis is created again.
 
@@ -20,12 +21,10 @@ import collections
 import logging
 import os
 import signal
-import socket
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, Final
 
-import msgspec
 import redis.exceptions
 from redis.asyncio import Redis
 
@@ -36,29 +35,17 @@ from ow_core.keys import Keys
 from ow_core.redis_down import REDIS_ERRORS, is_redis_down
 from worker.entries import Entry
 from worker.executor import Executor
+from worker.heartbeat import Beat
 from worker.ledger import Ledger, Running
 from worker.observe import Observer
 from worker.ops.health import Health
+from worker.recovery import Recovery
 
 log = logging.getLogger("worker.consumer")
 
-
-class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):
-    """What a live worker says of itself under its heartbeat key."""
-
-    name: str
-    host: str
-    pid: int
-    started_at: int
-    at: int
-    in_flight: int
-    handled: int
-    healthy: bool = True
-    problem: str = ""
-
-
-class WorkerNameInUse(RuntimeError):
-    """Another live worker already uses this consumer name."""
+# How long stopping may spend handing entries back once the drain is over: with Redis
+# gone it fails fast, with Redis stalled it gives up (the entries are reclaimed anyway).
+_HAND_BACK_TIMEOUT_S: Final = 2.0
 
 
 class Consumer:
@@ -84,7 +71,6 @@ class Consumer:
     ) -> None:
         self._redis = redis
         self._redis_url = redis_url
-        self._health = health
         self._observer = observer or Observer()
         self._keys = keys
         self._executor = executor
@@ -92,11 +78,20 @@ class Consumer:
         self.name = name
         self._max_in_flight = max_in_flight
         self._block_ms = block_ms
-        self._claim_idle_ms = claim_idle_ms
-        self._claim_interval = claim_interval_ms / 1000
-        self._max_deliveries = max_deliveries
         self._keepalive_interval = lease_ms / 3000
-        self._heartbeat_ms = max(lease_ms * 2, 3000)
+        self._beat = Beat(
+            redis, keys.worker(name), name, ttl_ms=max(lease_ms * 2, 3000), health=health
+        )
+        self._recovery = Recovery(
+            redis,
+            keys,
+            self,
+            name=name,
+            claim_idle_ms=claim_idle_ms,
+            claim_interval_ms=claim_interval_ms,
+            max_deliveries=max_deliveries,
+            observer=self._observer,
+        )
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._running: dict[str, Running] = {}
         self._room = asyncio.Event()
@@ -106,9 +101,9 @@ class Consumer:
         self._ready: collections.deque[Entry] = collections.deque()
         self._read_ahead = max(1, max_in_flight // 4)
         self._loops: list[asyncio.Task[None]] = []
-        self._stopping = False
+        self._abandoning = False
+        self._started = False
         self._keeper: asyncio.Task[None] | None = None
-        self._started_at = int(time.time() * 1000)
         self.handled = 0
         """Entries handed to the executor so far."""
 
@@ -117,69 +112,73 @@ class Consumer:
     async def start(self) -> None:
         """Create the group if needed, claim the worker name, start the loops."""
         await self._ensure_group()
-        await self._claim_name()
+        await self._beat.claim()
         self._loops = [
             self._spawn(self._read_loop(), "read"),
-            self._spawn(self._reclaim_loop(), "reclaim"),
+            self._spawn(self._recovery.run(self._ensure_group), "reclaim"),
         ]
         self._keeper = self._spawn(self._keepalive_loop(), "keepalive")
+        self._started = True
         log.info(
             "consumer %s reading %s as group %s", self.name, self._keys.intents, self._keys.group
         )
 
     async def stop(self, drain_timeout: float) -> None:
-        """Stop taking entries, let those in flight finish (bounded), then stop.
+        """Stop taking entries, finish what it holds (bounded), hand back the rest.
 
-        Entries still running after ``drain_timeout`` are cancelled and stay pending;
-        another worker reclaims them, and looks each place up by its tag before sending.
+        Entries in flight and entries read ahead are finished while ``drain_timeout``
+        lasts (a slot that frees starts the next read-ahead entry). Whatever is left is
+        cancelled and handed back to the other workers, which take it at once (a place
+        some worker started is looked up by its tag before anything is sent).
         """
-        self._stopping = True
+        if not self._started:
+            return  # stopped before it began (start-up failed or was cut short)
         await cancel_and_wait(self._loops)
-        if self._ready:
-            # Read but never started: left pending, for a restart or another worker.
-            log.info("%d entries read ahead stay pending for redelivery", len(self._ready))
-            self._ready.clear()
-        pending = list(self._inflight.values())
-        if pending:
-            log.info("draining %d intents in flight (up to %.1f s)", len(pending), drain_timeout)
-            _, late = await asyncio.wait(pending, timeout=drain_timeout)
-            await cancel_and_wait(late)
+        await self._drain(drain_timeout)
+        self._abandoning = True
+        left = len(self._inflight) + len(self._ready)
+        self._ready.clear()
+        await cancel_and_wait(list(self._inflight.values()))
         if self._keeper is not None:
             await cancel_and_wait([self._keeper])
         try:
-            await self._redis.delete(self._keys.worker(self.name))
-        except REDIS_ERRORS as error:
-            if not is_redis_down(error):
+            async with asyncio.timeout(_HAND_BACK_TIMEOUT_S):
+                handed = await self._recovery.hand_back()
+                await self._beat.end()
+            if handed:
+                log.info("handed %d entries back to the other workers", handed)
+        except (*REDIS_ERRORS, TimeoutError) as error:
+            if not isinstance(error, TimeoutError) and not is_redis_down(error):
                 raise
-            # The heartbeat expires by itself.
+            # Redis is away: what is left stays pending and is reclaimed once idle, and
+            # the heartbeat expires by itself.
+            log.warning("could not hand %d entries back (%s); they will be reclaimed", left, error)
         log.info("consumer %s stopped after %d intents", self.name, self.handled)
 
-    async def _claim_name(self) -> None:
-        """Take this worker's name, unless a live worker has it.
-
-        A restart under the same name after a crash finds the old heartbeat: taken over at
-        once when it was this host's and its process is gone, else after it expires.
-        """
-        key = self._keys.worker(self.name)
-        deadline = time.monotonic() + self._heartbeat_ms / 1000 + 1
-        while True:
-            if await self._redis.set(key, self._heartbeat(), nx=True, px=self._heartbeat_ms):
-                return
-            stale = await self._redis.get(key)
-            if stale is not None and _is_dead_local(stale):
-                await self._redis.set(key, self._heartbeat(), px=self._heartbeat_ms)
-                return
-            if time.monotonic() > deadline:
-                raise WorkerNameInUse(
-                    f"worker name {self.name!r} is in use by a live worker; set WORKER_NAME "
-                    "to a name of its own"
-                )
-            await asyncio.sleep(0.2)
+    async def _drain(self, drain_timeout: float) -> None:
+        if not (self._inflight or self._ready):
+            return
+        log.info(
+            "draining %d intents in flight and %d read ahead (up to %.1f s)",
+            len(self._inflight),
+            len(self._ready),
+            drain_timeout,
+        )
+        deadline = time.monotonic() + drain_timeout
+        while self._inflight and (left := deadline - time.monotonic()) > 0:
+            # Each finished task starts a read-ahead entry in its slot (``_dispatch``).
+            await asyncio.wait(
+                list(self._inflight.values()), timeout=left, return_when=asyncio.FIRST_COMPLETED
+            )
 
     @property
     def in_flight(self) -> int:
         """Entries being executed now."""
         return len(self._inflight)
+
+    def is_running(self, entry_id: str) -> bool:
+        """Whether this worker executes the entry now."""
+        return entry_id in self._inflight
 
     def track(self, entry_id: str, request_id: str) -> None:
         """The executor took a request's lease: renew it with the entry from now on."""
@@ -229,17 +228,18 @@ class Consumer:
                 for entry_id, flat in entries:
                     # Fields come as a flat [name, value, ...] list.
                     fields = dict(zip(flat[::2], flat[1::2], strict=True)) if flat else {}
-                    self._admit(Entry(entry_id.decode(), fields))
+                    self.admit(Entry(entry_id.decode(), fields))
 
-    def _admit(self, entry: Entry) -> None:
-        """Run a fresh entry now if the in-flight bound allows, else queue it for a slot."""
+    def admit(self, entry: Entry) -> None:
+        """Run an entry now if the in-flight bound allows, else queue it for a slot."""
         if len(self._inflight) < self._max_in_flight:
-            self._dispatch(entry)
+            self.dispatch(entry)
         else:
             self._ready.append(entry)
             self._running[entry.entry_id] = Running(entry.entry_id, "", "")
 
-    def _dispatch(self, entry: Entry, *, give_up: str | None = None) -> asyncio.Task[None] | None:
+    def dispatch(self, entry: Entry, *, give_up: str | None = None) -> asyncio.Task[None] | None:
+        """Run an entry (or give it up, dead-lettering it) as a task of its own."""
         if entry.entry_id in self._inflight:
             return None
         work = (
@@ -256,8 +256,8 @@ class Consumer:
         def done(_: asyncio.Task[None]) -> None:
             self._inflight.pop(entry.entry_id, None)
             self._running.pop(entry.entry_id, None)
-            if self._ready and not self._stopping:
-                self._dispatch(self._ready.popleft())
+            if self._ready and not self._abandoning:
+                self.dispatch(self._ready.popleft())
             self._observer.in_flight(len(self._inflight))
             self._room.set()
 
@@ -279,116 +279,6 @@ class Consumer:
                 exc_info=not is_redis_down(error),
             )
 
-    # --- reclaiming -------------------------------------------------------------------
-
-    async def _reclaim_loop(self) -> None:
-        """The recovery lane: reclaimed entries run here, one at a time.
-
-        An entry that was delivered before may be what killed its last worker. Claiming
-        and running such entries one by one means a poison entry takes down only itself
-        (and the fresh entries running beside it, once), not everything recovered with it,
-        and its delivery count alone climbs to the dead-letter limit.
-        """
-        cursor = "0-0"
-        backoff = Backoff(self._claim_interval, 10.0)
-        own = await self._own_pending()
-        while True:
-            try:
-                while True:
-                    if own:
-                        entry = await self._claim_own(own.pop(0))
-                    else:
-                        entry, cursor = await self._claim_idle(cursor)
-                    if entry is None:
-                        if cursor == "0-0":
-                            break
-                        continue
-                    await self._run_reclaimed(entry)
-            except REDIS_ERRORS as error:
-                if not is_redis_down(error):
-                    raise
-                self._observer.redis_trouble("reclaim")
-                delay = backoff.next()
-                log.warning("reclaiming failed (%s); retrying in %.2f s", error, delay)
-                await asyncio.sleep(delay)
-                continue
-            except redis.exceptions.ResponseError as error:
-                if "NOGROUP" not in str(error):
-                    raise
-                await self._ensure_group()
-                cursor = "0-0"
-            backoff.reset()
-            await asyncio.sleep(self._claim_interval)
-
-    async def _own_pending(self) -> list[bytes]:
-        """What this worker name had pending when it last stopped.
-
-        With a stable ``WORKER_NAME`` a restarted worker resumes these at once instead of
-        waiting for them to go idle; the ledger's history makes sure a place it may already
-        have sent is looked up before anything is sent again.
-        """
-        rows = await self._redis.xpending_range(
-            self._keys.intents,
-            self._keys.group,
-            min="-",
-            max="+",
-            count=10_000,
-            consumername=self.name,
-        )
-        if rows:
-            log.info("resuming %d entries this worker had pending before it stopped", len(rows))
-        return [row["message_id"] for row in rows]
-
-    async def _claim_own(self, entry_id: bytes) -> Entry | None:
-        claimed = await self._redis.xclaim(
-            self._keys.intents, self._keys.group, self.name, min_idle_time=0, message_ids=[entry_id]
-        )
-        return await self._reclaimed(claimed)
-
-    async def _claim_idle(self, cursor: str) -> tuple[Entry | None, str]:
-        """One XAUTOCLAIM of one entry idle past the limit, on any consumer."""
-        next_cursor, claimed, deleted = await self._redis.xautoclaim(
-            self._keys.intents,
-            self._keys.group,
-            self.name,
-            min_idle_time=self._claim_idle_ms,
-            start_id=cursor,
-            count=1,
-        )
-        for entry_id in deleted or ():
-            # Only MAXLEN trimming or XDEL can do this, and this project never uses them on
-            # the intents stream; if someone did, the intent is gone and cannot be answered.
-            log.error("entry %s was deleted while pending; its intent is lost", entry_id)
-        cursor = next_cursor.decode() if isinstance(next_cursor, bytes) else str(next_cursor)
-        return await self._reclaimed(claimed), cursor
-
-    async def _reclaimed(
-        self, claimed: list[tuple[bytes, dict[bytes, bytes] | None]]
-    ) -> Entry | None:
-        if not claimed:
-            return None
-        raw_id, fields = claimed[0]
-        entry_id = raw_id.decode()
-        if entry_id in self._inflight:
-            return None  # still running here (its keepalive was late); leave it be
-        rows = await self._redis.xpending_range(
-            self._keys.intents, self._keys.group, min=entry_id, max=entry_id, count=1
-        )
-        deliveries = int(rows[0]["times_delivered"]) if rows else 1
-        log.info("reclaimed %s (delivery %d)", entry_id, deliveries)
-        self._observer.reclaimed(deliveries)
-        return Entry(entry_id, fields or {}, deliveries)
-
-    async def _run_reclaimed(self, entry: Entry) -> None:
-        if entry.deliveries > self._max_deliveries:
-            limit = self._max_deliveries
-            reason = f"delivered {entry.deliveries} times without finishing (limit {limit})"
-            task = self._dispatch(entry, give_up=reason)
-        else:
-            task = self._dispatch(entry)
-        if task is not None:
-            await asyncio.wait([task])
-
     # --- keeping alive ----------------------------------------------------------------
 
     async def _keepalive_loop(self) -> None:
@@ -396,9 +286,7 @@ class Consumer:
             await asyncio.sleep(self._keepalive_interval)
             try:
                 lost = await self._ledger.keepalive(list(self._running.values()))
-                await self._redis.set(
-                    self._keys.worker(self.name), self._heartbeat(), px=self._heartbeat_ms
-                )
+                await self._beat.renew(len(self._inflight), self.handled)
             except REDIS_ERRORS as error:
                 if not is_redis_down(error):
                     raise
@@ -411,22 +299,6 @@ class Consumer:
                 # sure only one result and one reply come of it.
                 log.warning("lease of entry %s lost to another worker", entry_id)
                 self._running.pop(entry_id, None)
-
-    def _heartbeat(self) -> bytes:
-        report = self._health() if self._health is not None else None
-        return msgspec.json.encode(
-            Heartbeat(
-                healthy=report is None or report.healthy,
-                problem="" if report is None else report.reason,
-                name=self.name,
-                host=socket.gethostname(),
-                pid=os.getpid(),
-                started_at=self._started_at,
-                at=int(time.time() * 1000),
-                in_flight=len(self._inflight),
-                handled=self.handled,
-            )
-        )
 
     # --- plumbing ---------------------------------------------------------------------
 
@@ -445,25 +317,6 @@ class Consumer:
         task = asyncio.create_task(loop, name=f"consumer-{what}")
         task.add_done_callback(_report_crash)
         return task
-
-
-def _is_dead_local(data: bytes) -> bool:
-    """Whether a heartbeat was written by a process of this host that no longer runs."""
-    try:
-        beat = msgspec.json.decode(data, type=Heartbeat)
-    except msgspec.DecodeError:
-        return False
-    if beat.host != socket.gethostname():
-        return False
-    if beat.pid == os.getpid():
-        return True  # an earlier incarnation of this process (a container restarts as pid 1)
-    try:
-        os.kill(beat.pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:

@@ -13,6 +13,7 @@ pending (``Unresolved``) and is retried by redelivery, or dead-lettered in the e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -33,7 +34,7 @@ from worker.entries import Entry, Malformed, decode_entry, readable_fields
 from worker.fleet.risk import RiskGate
 from worker.follow_ups import FollowUps
 from worker.ledger import DeadLetter, Ledger
-from worker.ledger.protocol import ClaimAnswer, Done, Go, Halted, Throttle, Wait
+from worker.ledger.protocol import ClaimAnswer, Conflict, Done, Go, Halted, Throttle, Wait
 from worker.observe import Observer
 from worker.place import Placer, ScheduleCancel
 
@@ -123,7 +124,9 @@ class Executor:
             await self._finish_malformed(entry, decoded, picked)
             return
         try:
-            intent = validate_intent(decoded)
+            # The tag's length is the place's to check: it knows the configured maximum
+            # and whether the order may be at the broker already.
+            intent = validate_intent(decoded, tag_max_len=None)
         except InvalidOrder as error:
             result = build_result(decoded, picked, self._env, None, "rejected", error=error)
             # Leave the order's queue too, or later follow-ups of the order would wait on it.
@@ -131,23 +134,25 @@ class Executor:
                 result, decoded, entry.entry_id, order_queue=order_queue(decoded, self._keys)
             )
             return
-        await self.execute(intent, entry.entry_id, picked)
+        await self.execute(intent, entry, picked)
 
-    async def execute(
-        self, intent: Intent, entry_id: str | None, picked: int | None = None
-    ) -> None:
+    async def execute(self, intent: Intent, entry: Entry | None, picked: int | None = None) -> None:
         """Claim, run and finish a validated intent.
 
-        ``entry_id`` is None for intents that come from a scheduled job rather than the
+        ``entry`` is None for intents that come from a scheduled job rather than the
         stream (the cancel of a good-til-time order).
         """
         picked = self._env.now_ms() if picked is None else picked
+        entry_id = None if entry is None else entry.entry_id
         queue = order_queue(intent, self._keys)
         try:
             claim = await self._take(intent, entry_id, queue)
         except Unresolved as error:
             await self._ledger.note_error(intent.request_id, str(error))
             raise
+        if isinstance(claim, Conflict):
+            await self._refuse_conflict(intent, entry, picked, claim, queue)
+            return
         refusal = _REFUSALS.get(type(claim))
         if refusal is not None:
             status, code, message = refusal
@@ -167,27 +172,84 @@ class Executor:
             result = claim.stored
         else:
             assert isinstance(claim, Go)
-            if self._track is not None and entry_id is not None:
-                self._track(entry_id, intent.request_id)
-            try:
-                result = await self._run(
-                    Attempt(intent, picked, self._env, claim.claims > 1), claim
-                )
-            except Exception as error:
-                # Unresolved, Redis trouble or a bug: the entry stays pending and is
-                # retried by redelivery; the next worker reads this in the history and
-                # looks the order up before sending anything.
-                await self._ledger.note_error(intent.request_id, f"{type(error).__name__}: {error}")
-                await self._ledger.release(intent.request_id, entry_id)
-                raise
+            result = await self._run_claimed(intent, entry_id, picked, claim)
         await self._finish(result, intent, entry_id, order_queue=queue)
+
+    async def _run_claimed(
+        self, intent: Intent, entry_id: str | None, picked: int, claim: Go
+    ) -> OrderResult:
+        if self._track is not None and entry_id is not None:
+            self._track(entry_id, intent.request_id)
+        try:
+            return await self._run(Attempt(intent, picked, self._env, claim.claims > 1), claim)
+        except asyncio.CancelledError:
+            # Stopped mid-run (the worker is shutting down past its drain time): give the
+            # lease back so the worker that takes the entry over need not wait for it to
+            # expire. It looks the order up by its tag first: it was started.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._ledger.release(intent.request_id, entry_id), 1.0)
+            raise
+        except Exception as error:
+            # Unresolved, Redis trouble or a bug: the entry stays pending and is retried
+            # by redelivery; the next worker reads this in the history and looks the order
+            # up before sending anything.
+            await self._ledger.note_error(intent.request_id, f"{type(error).__name__}: {error}")
+            await self._ledger.release(intent.request_id, entry_id)
+            raise
+
+    async def _refuse_conflict(
+        self,
+        intent: Intent,
+        entry: Entry | None,
+        picked: int,
+        conflict: Conflict,
+        queue: str | None,
+    ) -> None:
+        """A key of this intent holds something else than the ledger keeps there: it cannot
+        be run exactly once, so it is refused (nothing was sent) and dead-lettered."""
+        result = build_result(
+            intent,
+            picked,
+            self._env,
+            None,
+            "rejected",
+            error_code="key_conflict",
+            message=f"{conflict.problem}; not sent",
+            order_exists=False if isinstance(intent, PlaceOrder) else None,
+        )
+        # The result is not kept where a conflicting value sits (the finish skips it).
+        if entry is None:
+            log.error("scheduled %s refused: %s", intent.request_id, conflict.problem)
+            await self._finish(result, intent, None, order_queue=queue)
+            return
+        await self._dead_letter(
+            entry,
+            result,
+            conflict.problem,
+            reply_to=intent.reply_to,
+            request_id=intent.request_id,
+            queue=queue,
+        )
 
     async def give_up(self, entry: Entry, reason: str) -> None:
         """Dead-letter an entry that was delivered too often, and tell its producer.
 
         A place some worker already started may exist at the broker: it is looked up
-        once, so the producer is not told "failed" about an order that is live.
+        once, so the producer is not told "failed" about an order that is live. Whatever
+        goes wrong on the way (a stored result that cannot be read, a key of the wrong
+        type, a bug), the entry still reaches the dead letters: an entry that fails on
+        every delivery must not be delivered for ever. Only an unreachable Redis leaves it
+        pending, to be given up again later.
         """
+        try:
+            await self._give_up(entry, reason)
+        except Exception as error:
+            if is_redis_down(error):
+                raise
+            log.exception("giving up entry %s failed; dead-lettering it as it is", entry.entry_id)
+            await self._dead_letter_as_is(entry, f"{reason}; then {type(error).__name__}: {error}")
+
+    async def _give_up(self, entry: Entry, reason: str) -> None:
         picked = self._env.now_ms()
         decoded = decode_entry(entry.fields, self._keys)
         if isinstance(decoded, Malformed):
@@ -234,6 +296,36 @@ class Executor:
             history=history,
         )
 
+    async def _dead_letter_as_is(self, entry: Entry, reason: str) -> None:
+        """The last resort: the entry dead-lettered with what can be read of it, its producer
+        told, nothing looked up and nothing stored under its request ID."""
+        decoded = decode_entry(entry.fields, self._keys)
+        if isinstance(decoded, Malformed):
+            request_id, reply_to, kind = decoded.request_id, decoded.reply_to, decoded.kind
+            queue = None
+        else:
+            request_id, reply_to, kind = decoded.request_id, decoded.reply_to, kind_of(decoded)
+            queue = order_queue(decoded, self._keys)
+        now = self._env.now_ms()
+        result = OrderResult(
+            request_id=request_id or f"entry:{entry.entry_id}",
+            status="failed",
+            kind=kind,
+            error_code="dead_lettered",
+            message=f"{reason}; moved to the dead-letter stream",
+            finished_at=now,
+            worker=self._env.worker_name,
+        )
+        await self._dead_letter(
+            entry,
+            result,
+            reason,
+            reply_to=reply_to,
+            request_id=request_id,
+            queue=queue,
+            store=False,
+        )
+
     async def _take(self, intent: Intent, entry_id: str | None, queue: str | None) -> ClaimAnswer:
         """The claim once it is ours, done or halted; or wait/throttle once the intent's
         deadline came while it waited for its turn or for the rate budget.
@@ -250,8 +342,9 @@ class Executor:
                 order_queue=queue,
                 kind=kind_of(intent),
                 account_id=intent.account_id,
+                reply_to=intent.reply_to,
             )
-            if isinstance(claim, Go | Done | Halted):
+            if isinstance(claim, Go | Done | Halted | Conflict):
                 return claim
             now = self._env.now_ms()
             if isinstance(claim, Throttle):

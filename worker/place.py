@@ -15,6 +15,7 @@ from ow_core.backoff import Backoff
 from ow_core.tags import broker_tag
 from producer.contract import OrderResult, PlaceOrder
 from producer.errors import InvalidOrder
+from producer.validation import check_tag_fits
 from worker import placing
 from worker.attempt import Attempt, order_state
 from worker.broker.client import GatewayClient
@@ -63,9 +64,13 @@ class Placer:
         429) are repeated until the deadline, since the broker may just be away a while.
         """
         reservation = None
-        if self._risk is not None and not attempt.started_before:
+        if not attempt.started_before:
+            # A place some worker started may be at the broker under its tag already: only a
+            # fresh one is refused for a tag that would not fit.
             try:
-                reservation = await self._risk.admit(intent, attempt.stats)
+                check_tag_fits(intent.custom_tag, intent.request_id, self._tag_max_len)
+                if self._risk is not None:
+                    reservation = await self._risk.admit(intent, attempt.stats)
             except (InvalidOrder, BrokerError) as error:
                 return attempt.ended_by(error, order_exists=False)
         try:

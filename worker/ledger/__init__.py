@@ -20,6 +20,7 @@ reads its named arguments (``protocol.py``):
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from worker.ledger.protocol import (
     CLAIM_ANSWER,
     ENCODER,
     FINISH,
+    FINISH_ANSWER,
     KEEPALIVE,
     RELEASE,
     BudgetArgs,
@@ -71,6 +73,7 @@ class Running:
 
 
 _VERSION: Final = VERSION_BYTES.decode()
+log = logging.getLogger("worker.ledger")
 
 
 class Ledger:
@@ -114,6 +117,7 @@ class Ledger:
         order_queue: str | None = None,
         kind: Priority = "cancel",
         account_id: int | None = None,
+        reply_to: str | None = None,
     ) -> ClaimAnswer:
         """Try to take the request (see the module docstring).
 
@@ -133,6 +137,7 @@ class Ledger:
             entry_id=entry_id or "",
             ordered=bool(order_queue and entry_id),
             new_order=kind == "place",
+            reply=reply_to is not None,
             note=f"claim {self._consumer}@{int(time.time() * 1000)}",
             budget=budget,
         )
@@ -147,6 +152,7 @@ class Ledger:
                 keys.halt(account_id),
                 keys.budget,
                 keys.budget_pause,
+                reply_to or keys.result(request_id),
             ],
             [ENCODER.encode(args)],
         )
@@ -180,7 +186,7 @@ class Ledger:
             ordered=bool(order_queue and entry_id),
             store=store,
         )
-        done = await self._hot(
+        answer = await self._hot(
             FINISH,
             [
                 keys.result(request_id),
@@ -196,7 +202,12 @@ class Ledger:
                 ENCODER.encode(dead_letter) if dead_letter else b"",
             ],
         )
-        return bool(done)
+        finished = FINISH_ANSWER.decode(answer)
+        for problem in finished.skipped:
+            # The rest of the step was done; this part would have failed it (and, Lua being
+            # without rollback, left it half done).
+            log.warning("finishing %s: skipped %s", request_id, problem)
+        return finished.done
 
     async def _hot(self, script: Script, keys: list[str], args: list[Any]) -> Any:
         """A script on the hot path: through the pipelined lane when there is one."""

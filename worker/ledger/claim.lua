@@ -8,16 +8,38 @@
 --       6 halt_one    the kill switch for the intent's account
 --       7 budget      the fleet's rate budget
 --       8 pause       the fleet-wide pause after a 429
+--       9 reply       the producer's reply stream (the result key when there is none)
 -- ARGV  1 ClaimArgs as JSON (worker/ledger/protocol.py)
 -- Answer: a ClaimAnswer as JSON, tagged by "state".
--- take_budget() comes from worker/fleet/budget.lua, loaded in front of this file.
+-- key_type()/wrong_type() come from types.lua and take_budget() from
+-- worker/fleet/budget.lua, loaded in front of this file.
 
 local result_key, lease_key, claims_key, queue_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local halt_all, halt_one, budget_key, pause_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local reply_key = KEYS[9]
 local args = cjson.decode(ARGV[1])
 
+-- Nothing is written until every key is what the ledger keeps there.
+local checks = {{result_key, 'string'}, {lease_key, 'string'}, {claims_key, 'list'}}
+if args.reply then table.insert(checks, {reply_key, 'stream'}) end
+if args.ordered then table.insert(checks, {queue_key, 'list'}) end
+if args.budget ~= cjson.null then table.insert(checks, {budget_key, 'hash'}) end
+for _, check in ipairs(checks) do
+  local found = wrong_type(check[1], check[2])
+  if found then
+    return cjson.encode({state = 'conflict', key = check[1], found = found, wanted = check[2]})
+  end
+end
+
 local stored = redis.call('GET', result_key)
-if stored then return '{"state":"done","stored":' .. stored .. '}' end
+if stored then
+  local readable, decoded = pcall(cjson.decode, stored)
+  if not readable or type(decoded) ~= 'table' then
+    return cjson.encode({state = 'conflict', key = result_key, found = 'unreadable text',
+                         wanted = 'a stored result'})
+  end
+  return '{"state":"done","stored":' .. stored .. '}'
+end
 
 local holder = redis.call('GET', lease_key)
 if holder and holder ~= args.owner then
@@ -32,8 +54,15 @@ if args.ordered then
 end
 
 if args.new_order then
-  local halted = redis.call('GET', halt_all) or redis.call('GET', halt_one)
-  if halted then return cjson.encode({state = 'halted', record = halted}) end
+  -- Any key halts; one that holds something else than a record still says so.
+  for _, halt in ipairs({halt_all, halt_one}) do
+    local found = key_type(halt)
+    if found == 'string' then
+      return cjson.encode({state = 'halted', record = redis.call('GET', halt)})
+    elseif found ~= 'none' then
+      return cjson.encode({state = 'halted', record = 'the kill switch key holds a ' .. found})
+    end
+  end
 end
 
 local prepaid = false

@@ -4,6 +4,7 @@
 -- KEYS  1 intents     the intents stream
 -- ARGV  1 KeepaliveArgs as JSON (worker/ledger/protocol.py)
 -- Answer: the entries whose lease another worker holds now.
+-- key_type()/wrong_type() come from types.lua, loaded in front of this file.
 
 local intents = KEYS[1]
 local args = cjson.decode(ARGV[1])
@@ -13,7 +14,7 @@ for _, item in ipairs(args.running) do
   if #redis.call('XPENDING', intents, args.group, id, id, 1, args.consumer) > 0 then
     redis.call('XCLAIM', intents, args.group, args.consumer, 0, id, 'JUSTID')
   end
-  if lease ~= '' then
+  if lease ~= '' and not wrong_type(lease, 'string') then
     local holder = redis.call('GET', lease)
     if holder == owner then
       redis.call('PEXPIRE', lease, args.lease_ms)

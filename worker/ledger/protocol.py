@@ -18,10 +18,11 @@ from worker.fleet.budget import BUDGET_LUA
 from worker.fleet.halt import read_record
 
 _HERE: Final = files("worker.ledger")
-CLAIM: Final = Script.from_files(BUDGET_LUA, _HERE / "claim.lua")
-FINISH: Final = Script.from_files(_HERE / "finish.lua")
-KEEPALIVE: Final = Script.from_files(_HERE / "keepalive.lua")
-RELEASE: Final = Script.from_files(_HERE / "release.lua")
+_TYPES: Final = _HERE / "types.lua"
+CLAIM: Final = Script.from_files(_TYPES, BUDGET_LUA, _HERE / "claim.lua")
+FINISH: Final = Script.from_files(_TYPES, _HERE / "finish.lua")
+KEEPALIVE: Final = Script.from_files(_TYPES, _HERE / "keepalive.lua")
+RELEASE: Final = Script.from_files(_TYPES, _HERE / "release.lua")
 
 
 class _Args(msgspec.Struct, frozen=True, kw_only=True):
@@ -49,6 +50,8 @@ class ClaimArgs(_Args, frozen=True, kw_only=True):
     """A follow-up that must wait for its turn in the order's queue."""
     new_order: bool = False
     """A place, which the kill switch refuses."""
+    reply: bool = False
+    """The intent answers on a reply stream (KEYS[9]), which must be a stream or absent."""
     note: str
     """This claim's line in the request's history."""
     budget: BudgetArgs | None = None
@@ -134,6 +137,37 @@ class Throttle(_Answer, frozen=True, tag="throttle"):
     wait_ms: int
 
 
-ClaimAnswer = Go | Done | Busy | Wait | Halted | Throttle
+class Conflict(_Answer, frozen=True, tag="conflict"):
+    """A key the claim would touch holds something else than the ledger keeps there (or a
+    stored result that cannot be read): nothing was written, the intent cannot be run."""
+
+    key: str
+    found: str
+    wanted: str
+
+    @property
+    def problem(self) -> str:
+        """What is wrong, for the result's message and the dead letter."""
+        return f"Redis key {self.key} holds {_article(self.found)}, not {_article(self.wanted)}"
+
+
+def _article(what: str) -> str:
+    return what if what.startswith(("a ", "an ", "unreadable")) else f"a {what}"
+
+
+ClaimAnswer = Go | Done | Busy | Wait | Halted | Throttle | Conflict
+
+
+class FinishAnswer(msgspec.Struct, frozen=True):
+    """What ``finish.lua`` did."""
+
+    done: bool
+    """This call finished the entry (false: it had been finished already)."""
+    skipped: list[str]
+    """What was not done because a key holds something else (``reply: <key> holds a
+    string``): the rest of the step was done."""
+
+
 ENCODER: Final = msgspec.json.Encoder()
 CLAIM_ANSWER: Final[msgspec.json.Decoder[ClaimAnswer]] = msgspec.json.Decoder(ClaimAnswer)
+FINISH_ANSWER: Final = msgspec.json.Decoder(FinishAnswer)

@@ -25,9 +25,9 @@ from redis.exceptions import ResponseError
 
 from ow_core.keys import Keys
 from ow_core.redis_down import REDIS_ERRORS, is_redis_down
-from worker.consumer import Heartbeat
 from worker.fleet import halt
 from worker.fleet.halt import HaltRecord, Halts
+from worker.heartbeat import Heartbeat
 from worker.ops.args import redis_options, seconds, with_redis
 from worker.settings import mask_url
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import producer.validation
+from ow_core.tags import tag_room
 from producer.contract import CancelOrder, Intent, ModifyOrder, PlaceOrder
 from producer.errors import InvalidOrder, OrderError
 from producer.validation import MAX_INT32, MAX_INT64, check_on_tick, validate_intent
@@ -40,6 +41,14 @@ def cancel(**overrides: Any) -> CancelOrder:
 REFUSED: list[tuple[str, Intent, str]] = [
     ("empty request id", place(request_id=""), "invalid_request_id"),
     ("non-text request id", cancel(request_id=5), "invalid_request_id"),
+    ("a reserved separator in a request id", place(request_id="GTTX1:gtt"), "invalid_request_id"),
+    ("a space in a request id", cancel(request_id="a b"), "invalid_request_id"),
+    ("a request id too long", modify(request_id="r" * 129), "invalid_request_id"),
+    (
+        "a lifetime over a day",
+        cancel(deadline=COMMON["created_at"] + 86_400_001),
+        "invalid_timeout",
+    ),
     ("account 0", place(account_id=0), "invalid_account"),
     ("negative account", cancel(account_id=-3), "invalid_account"),
     ("account as bool", modify(account_id=True), "invalid_account"),
@@ -68,8 +77,12 @@ REFUSED: list[tuple[str, Intent, str]] = [
         place(order_type="limit", limit_price=100.0, stop_price=99.0),
         "unexpected_stop_price",
     ),
-    ("negative cancel_after", place(cancel_after=-5.0), "invalid_price"),
-    ("zero cancel_after", place(cancel_after=0), "invalid_price"),
+    ("negative cancel_after", place(cancel_after=-5.0), "invalid_cancel_after"),
+    ("zero cancel_after", place(cancel_after=0), "invalid_cancel_after"),
+    ("cancel_after of 1e15 s", place(cancel_after=1e15), "invalid_cancel_after"),
+    ("infinite cancel_after", place(cancel_after=math.inf), "invalid_cancel_after"),
+    ("cancel_after over a week", place(cancel_after=7 * 86400 + 1), "invalid_cancel_after"),
+    ("a tag the broker would cut", place(custom_tag="t" * 64), "invalid_custom_tag"),
     ("empty symbol", place(symbol=""), "invalid_symbol"),
     ("blank symbol", place(symbol="   "), "invalid_symbol"),
     ("symbol too long", place(symbol="M" * 33), "invalid_symbol"),
@@ -170,7 +183,8 @@ def test_place_is_normalised() -> None:
 
 
 def test_a_valid_place_comes_back_equal() -> None:
-    intent = place(order_type="stop", stop_price=20990.5, custom_tag="t" * 64, symbol="M" * 32)
+    longest = "t" * tag_room(COMMON["request_id"])  # the longest tag the broker keeps whole
+    intent = place(order_type="stop", stop_price=20990.5, custom_tag=longest, symbol="M" * 32)
     assert validate_intent(intent) == intent
 
 
