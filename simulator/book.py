@@ -16,7 +16,7 @@ from decimal import Decimal
 from simulator.accounts import Account, Fill, Ledger, Position, Trade
 from simulator.contracts import Contract, ContractTable
 from simulator.market import Market, Quote
-from simulator.matching import execution_price, follow, through_market, triggers
+from simulator.matching import execution_price, follow, takes_quote, through_market, triggers
 from simulator.orders import (
     ACCOUNT_NOT_FOUND,
     LIMIT_PRICED,
@@ -348,7 +348,7 @@ class Book:
             if self.max_fill_size is None
             else min(order.remaining, self.max_fill_size)
         )
-        self._fill(order, size, at, now, taker=arriving)
+        self._fill(order, size, at, now, taker=takes_quote(order, arriving=arriving))
 
     def _fill(self, order: Order, size: int, at: Decimal, now: datetime, *, taker: bool) -> None:
         total = (order.filled_price or Decimal(0)) * order.fill_volume + at * size

@@ -17,6 +17,9 @@ from decimal import Decimal
 from simulator.market import Quote
 from simulator.orders import STOP_TYPES, Order, OrderSide, OrderType
 
+# Orders that trade at the quote, whatever it is, once they may trade at all.
+_AT_MARKET = (OrderType.MARKET, OrderType.STOP, OrderType.TRAILING_STOP)
+
 
 def _is_buy(order: Order) -> bool:
     return order.side == OrderSide.BID
@@ -58,7 +61,7 @@ def execution_price(order: Order, quote: Quote, *, arriving: bool) -> Decimal | 
     taken = quote.ask if buy else quote.bid
     if order.type in STOP_TYPES and not order.triggered:
         return None
-    if order.type == OrderType.MARKET or order.type in (OrderType.STOP, OrderType.TRAILING_STOP):
+    if order.type in _AT_MARKET:
         return taken
     limit = order.limit_price
     assert limit is not None  # every other type is limit-priced
@@ -66,3 +69,13 @@ def execution_price(order: Order, quote: Quote, *, arriving: bool) -> Decimal | 
     if not marketable:
         return None
     return taken if arriving else limit
+
+
+def takes_quote(order: Order, *, arriving: bool) -> bool:
+    """Whether a fill of the order now took the quote (its print is the order's side) rather
+    than being reached by the market while it rested (the print is the other side's).
+
+    A market order, and a stop once triggered, take the quote every time they fill, so also
+    the later parts of one that fills in steps; a limit only when it arrives marketable.
+    """
+    return arriving or order.type in _AT_MARKET

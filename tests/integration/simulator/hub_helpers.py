@@ -4,7 +4,10 @@ It is deliberately naive (no reconnects, no library): what the tests check is th
 """
 
 import asyncio
+import itertools
 import json
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -25,13 +28,31 @@ class HubClient:
         self.ws = ws
         self._records: list[dict[str, Any]] = []
         self._tail = ""
+        self._barriers = itertools.count()
         self.closed_by_server = False
 
     @classmethod
     async def connect(
-        cls, client: Client, hub: str, token: str, query: str = "", handshake: bool = True
+        cls,
+        client: Client,
+        hub: str,
+        token: str,
+        query: str = "",
+        handshake: bool = True,
+        *,
+        negotiate: bool = False,
     ) -> "HubClient":
-        """Open `/hubs/<hub>?access_token=...` and, unless told not to, shake hands."""
+        """Open `/hubs/<hub>?access_token=...` and, unless told not to, shake hands.
+
+        With `negotiate`, first POST the hub's negotiate (version 1) and connect with the
+        connection token it hands out, as a client that does not skip negotiation does.
+        """
+        if negotiate:
+            response = await client.post(
+                f"/hubs/{hub}/negotiate?negotiateVersion=1&access_token={token}"
+            )
+            assert response.status == 200, await response.text()
+            query += f"&id={(await response.json())['connectionToken']}"
         ws = await client.ws_connect(f"/hubs/{hub}?access_token={token}{query}")
         connection = cls(ws)
         if handshake:
@@ -61,6 +82,21 @@ class HubClient:
         assert completion["type"] == 3
         assert completion["invocationId"] == target
         return completion
+
+    async def received(self) -> list[tuple[str, list[Any]]]:
+        """Every event (target, arguments) sent to this connection so far, in order.
+
+        The server answers an invocation behind everything queued before it arrived, so the
+        Completion of an invocation that changes nothing (a method the hub does not have)
+        marks the end of what was published before this call: no sleeping, no guessing.
+        """
+        barrier = f"barrier-{next(self._barriers)}"
+        await self.invoke("Barrier", invocation_id=barrier)
+        events = []
+        while (message := await self.next_message()).get("invocationId") != barrier:
+            assert message["type"] == 1, message
+            events.append((message["target"], message["arguments"]))
+        return events
 
     async def next(self, timeout: float = WAIT_S) -> dict[str, Any]:
         """The next record, whatever it is; raises if the connection ends first."""
@@ -96,6 +132,18 @@ class HubClient:
     async def close(self) -> None:
         """Close the WebSocket from this side."""
         await self.ws.close()
+
+
+@asynccontextmanager
+async def running(run: Callable[[], Coroutine[Any, Any, None]]) -> AsyncIterator[None]:
+    """Run a client library's loop (pysignalr's `run`) for the block, then stop it."""
+    task = asyncio.create_task(run())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        assert task.cancelled(), task  # it was still serving, not crashed
 
 
 def publisher(client: Client) -> Publisher:

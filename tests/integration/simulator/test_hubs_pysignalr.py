@@ -5,8 +5,6 @@ pysignalr 1.3's `SignalRClient` always negotiates; skipping negotiation is an op
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
 from typing import Any
 
 from pysignalr.client import SignalRClient
@@ -15,19 +13,7 @@ from pysignalr.protocol.json import JSONProtocol
 from pysignalr.transport.websocket import WebsocketTransport
 
 from tests.integration.simulator.helpers import ACCOUNT, MNQ, Client
-from tests.integration.simulator.hub_helpers import WAIT_S, hubs_state, publisher
-
-
-@asynccontextmanager
-async def running(run: Callable[[], Coroutine[Any, Any, None]]) -> AsyncIterator[None]:
-    """Run a pysignalr client's loop for the block, then stop it."""
-    task = asyncio.create_task(run())
-    try:
-        yield
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        assert task.cancelled(), task  # it was still serving, not crashed
+from tests.integration.simulator.hub_helpers import WAIT_S, hubs_state, publisher, running
 
 
 async def test_pysignalr_negotiates_subscribes_receives_and_recovers_from_a_drop(

@@ -193,6 +193,22 @@ def test_partial_fills_publish_each_step(book: Book, recorder: Recorder) -> None
     assert only(events, POSITION)[0]["size"] == 2
 
 
+def test_a_print_is_its_orders_side_when_it_took_the_quote(book: Book, recorder: Recorder) -> None:
+    book.max_fill_size = 1
+    place(book, request(size=2))  # a market buy: one lot now, one at the next price
+    place(book, request(LIMIT, limit_price="20990"))  # rests until the market reaches it
+    set_price(book, "21001")
+    set_price(book, "20989.75")
+    prints = [(p[0]["price"], p[0]["type"]) for p in only(recorder.take(), PRINT)]
+    assert prints == [
+        (Decimal("21000.25"), 0),  # the market buy's first lot takes the ask
+        (Decimal("21001"), 0),  # the test's price, up
+        (Decimal("21001.25"), 0),  # its second lot takes the ask too: a buyer's
+        (Decimal("20989.75"), 1),  # the test's price, down
+        (Decimal("20990"), 1),  # the market came to the resting limit: a seller's
+    ]
+
+
 def test_bracket_activation_and_the_oco_cancel(book: Book, recorder: Recorder) -> None:
     entry = place(book, request(LIMIT, limit_price="20990", sl=-8, tp=8))
     events = recorder.take()
