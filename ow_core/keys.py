@@ -84,6 +84,11 @@ class Keys:
         return f"{self.prefix}:token"
 
     @property
+    def login_refused(self) -> str:
+        """Set while the broker refuses the fleet's login: nobody asks again before it expires."""
+        return f"{self.prefix}:token:refused"
+
+    @property
     def token_lock(self) -> str:
         """Held by the one worker logging in or renewing the token."""
         return f"{self.prefix}:token:lock"

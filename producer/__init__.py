@@ -14,7 +14,15 @@ from producer.contract import (
     OrderResult,
     PlaceOrder,
 )
-from producer.errors import ClientClosed, InvalidOrder, OrderError, ResultTimeout
+from producer.errors import (
+    ClientClosed,
+    InvalidConfig,
+    InvalidOrder,
+    OrderError,
+    QueueRefused,
+    QueueUnavailable,
+    ResultTimeout,
+)
 from producer.intents import new_request_id
 from producer.replay import IntentLog, read_intents, record_stream, replay
 
@@ -23,12 +31,15 @@ __all__ = [
     "ClientClosed",
     "Intent",
     "IntentLog",
+    "InvalidConfig",
     "InvalidOrder",
     "ModifyOrder",
     "OrderClient",
     "OrderError",
     "OrderResult",
     "PlaceOrder",
+    "QueueRefused",
+    "QueueUnavailable",
     "ResultTimeout",
     "new_request_id",
     "read_intents",

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final, Self, Unpack
 
+import msgspec
 import redis.exceptions
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -28,6 +29,7 @@ from ow_core.backoff import Backoff
 from ow_core.fastlane import FastLane, Script
 from ow_core.keys import DEFAULT_PREFIX, ORDER_QUEUE_TTL_S, Keys
 from ow_core.redis_down import REDIS_ERRORS, is_redis_down
+from ow_core.urls import DEFAULT_REDIS_URL, check_redis_url, mask_url
 from producer.contract import (
     DATA_FIELD,
     VERSION_FIELD,
@@ -39,7 +41,13 @@ from producer.contract import (
     decode_result,
     encode_intent,
 )
-from producer.errors import ClientClosed, ResultTimeout
+from producer.errors import (
+    ClientClosed,
+    InvalidConfig,
+    QueueRefused,
+    QueueUnavailable,
+    ResultTimeout,
+)
 from producer.intents import CallOptions, ModifyOptions, Origin, PlaceOptions, new_request_id
 from producer.replay import IntentLog
 from producer.replies import READ_BLOCK_MS, Replies
@@ -47,7 +55,6 @@ from producer.validation import check_account_id, check_timeout, validate_intent
 
 log = logging.getLogger("producer.client")
 
-DEFAULT_REDIS_URL: Final = "redis://127.0.0.1:6379/0"
 _EXPIRY_GRACE_S: Final = 1.0
 # A follow-up (modify, cancel) is queued under its order in the same step as it is added to
 # the stream, so workers apply follow-ups of one order in submission order.
@@ -74,6 +81,10 @@ class OrderClient:
         key_prefix: str = DEFAULT_PREFIX,
         record: str | Path | None = None,
     ) -> None:
+        try:
+            check_redis_url(redis_url)
+        except ValueError as error:
+            raise InvalidConfig(str(error)) from None
         self.timeout = check_timeout(timeout)
         self.account_id = None if account_id is None else check_account_id(account_id)
         self.keys = Keys(key_prefix)
@@ -108,10 +119,14 @@ class OrderClient:
         await self.close()
 
     async def open(self) -> None:
-        """Connect and start the reply reader (``async with`` does this for you)."""
+        """Connect and start the reply reader (``async with`` does this for you).
+
+        Either the client is open afterwards, or it is as it was and ``QueueUnavailable``
+        says why (open it again once Redis is back).
+        """
         if self._redis is not None:
             return
-        self._redis = Redis.from_url(
+        client = Redis.from_url(
             self._redis_url,
             # A blocking read must never hit the socket timeout.
             socket_timeout=READ_BLOCK_MS / 1000 + 5,
@@ -121,7 +136,12 @@ class OrderClient:
             retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
             retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
         )
-        await self._redis.ping()
+        try:
+            await client.ping()
+        except (*REDIS_ERRORS, redis.exceptions.RedisError) as error:
+            await client.aclose()
+            raise self._unavailable(error) from None
+        self._redis = client
         # The hot path (enqueue, read replies) on pipelined connections of its own.
         self._lane = FastLane(self._redis_url, timeout=5.0)
         self._reader_lane = FastLane(self._redis_url, timeout=READ_BLOCK_MS / 1000 + 5)
@@ -212,11 +232,14 @@ class OrderClient:
                     # stream is executed once and answered from its stored result.
                     delay = backoff.next()
                     if time.time() * 1000 + delay * 1000 >= intent.deadline:
-                        raise
+                        raise self._unavailable(error) from None
                     log.warning(
                         "enqueueing %s failed; retrying in %.2f s", intent.request_id, delay
                     )
                     await asyncio.sleep(delay)
+        except redis.exceptions.ResponseError as error:
+            self._replies.forget(intent.request_id)
+            raise QueueRefused(f"Redis refused intent {intent.request_id}: {error}") from None
         except BaseException:
             self._replies.forget(intent.request_id)
             raise
@@ -271,8 +294,7 @@ class OrderClient:
                 return future.result()
             late = self._replies.take_late(request_id)
             if late is None:
-                stored = await conn.get(self.keys.result(request_id))
-                late = None if stored is None else decode_result(stored)
+                late = await self._stored(conn, request_id)
             if late is not None or timeout <= 0:
                 return late
             try:
@@ -288,6 +310,28 @@ class OrderClient:
         # "expired" right at it, so the call waits a moment longer for that answer.
         limit = self._origin.lifetime(options.get("timeout")) + _EXPIRY_GRACE_S
         return await self.wait(request_id, limit)
+
+    async def _stored(self, conn: Redis, request_id: str) -> OrderResult | None:
+        """The result the workers stored for a request, if any."""
+        try:
+            stored = await conn.get(self.keys.result(request_id))
+        except REDIS_ERRORS as error:
+            if not is_redis_down(error):
+                raise
+            raise self._unavailable(error) from None
+        except redis.exceptions.ResponseError as error:
+            raise QueueRefused(f"Redis refused reading result {request_id}: {error}") from None
+        if stored is None:
+            return None
+        try:
+            return decode_result(stored)
+        except msgspec.DecodeError:
+            raise QueueRefused(
+                f"the stored result of {request_id} is unreadable (not one a worker wrote)"
+            ) from None
+
+    def _unavailable(self, error: BaseException) -> QueueUnavailable:
+        return QueueUnavailable(f"cannot reach Redis at {mask_url(self._redis_url)}: {error}")
 
     def _deliver(self, fields: dict[bytes, bytes]) -> None:
         """One reply entry from the reader (a subclass may watch them go by)."""

@@ -59,3 +59,26 @@ class ClientClosed(OrderError):
     """The OrderClient was used outside ``async with`` or after it was closed."""
 
     code = "client_closed"
+
+
+class QueueUnavailable(OrderError):
+    """Redis, the queue between strategies and workers, cannot be reached.
+
+    Raised by ``OrderClient.open()`` (the client is left closed: open it again later)
+    and by a call whose intent could not be enqueued before its deadline. The message
+    names the Redis URL with its password masked.
+    """
+
+    code = "queue_unavailable"
+
+
+class QueueRefused(OrderError):
+    """Redis refused a command of the client (a key of ours holds something else, say)."""
+
+    code = "queue_refused"
+
+
+class InvalidConfig(OrderError):
+    """A client setting that cannot work (a Redis URL with no usable port, ...)."""
+
+    code = "invalid_config"

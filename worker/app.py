@@ -25,6 +25,7 @@ import aiohttp
 import arq.worker
 import msgspec
 import redis.exceptions
+from aiohttp import web
 from arq.connections import ArqRedis, RedisSettings
 from arq.cron import cron
 from redis.asyncio import Redis
@@ -51,7 +52,7 @@ from worker.ops.health import HealthState
 from worker.ops.logs import LogObserver
 from worker.ops.metrics import PrometheusObserver, metrics_app
 from worker.ops.metrics import serve as serve_metrics
-from worker.settings import Settings
+from worker.settings import ConfigError, Settings
 
 log = logging.getLogger("worker.app")
 
@@ -120,6 +121,11 @@ class Worker(arq.worker.Worker):
 async def startup(ctx: dict[str, Any]) -> None:
     """Open the process's resources and start consuming."""
     settings: Settings = ctx["settings"]
+    health = HealthState(settings.health_max_outage_s)
+    metrics = PrometheusObserver() if settings.metrics_port is not None else None
+    if metrics is not None:
+        # First: a port that cannot be served stops the worker before it takes any work.
+        ctx["metrics_runner"] = await _serve_metrics(settings, metrics, health)
     redis = Redis.from_url(
         settings.redis_url,
         # A blocking XREADGROUP must never hit the socket timeout.
@@ -127,8 +133,6 @@ async def startup(ctx: dict[str, Any]) -> None:
         socket_connect_timeout=2,
         health_check_interval=30,
     )
-    health = HealthState(settings.health_max_outage_s)
-    metrics = PrometheusObserver() if settings.metrics_port is not None else None
     observer = Observers([LogObserver(), health, *([metrics] if metrics else [])])
     session = make_session(connections=max(100, settings.max_in_flight * 2))
     broker = _broker(settings, session, redis, observer)
@@ -168,17 +172,24 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx.update(
         stream_redis=redis, session=session, broker=broker, executor=executor, consumer=consumer
     )
-    if metrics is not None:
-        assert settings.metrics_port is not None
-        ctx["metrics_runner"] = await serve_metrics(
-            metrics_app(metrics, health), settings.metrics_host, settings.metrics_port
-        )
-        log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
     await warm_up(broker, settings)
     # Everything made so far lives as long as the process: keep it out of the cyclic
     # garbage collector's scans, which otherwise pause the hot path now and then.
     gc.freeze()
     await consumer.start()
+
+
+async def _serve_metrics(
+    settings: Settings, metrics: PrometheusObserver, health: HealthState
+) -> web.AppRunner:
+    host, port = settings.metrics_host, settings.metrics_port
+    assert port is not None
+    try:
+        runner = await serve_metrics(metrics_app(metrics, health), host, port)
+    except OSError as error:
+        raise ConfigError(f"METRICS_PORT {port} on {host} cannot be served: {error}") from None
+    log.info("metrics on http://%s:%d/metrics", host, port)
+    return runner
 
 
 def _broker(

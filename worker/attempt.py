@@ -23,7 +23,7 @@ from producer.contract import (
     Status,
 )
 from producer.errors import OrderError
-from worker.broker.errors import BrokerRejected, BrokerUnavailable
+from worker.broker.errors import BrokerAuthError, BrokerRejected, BrokerUnavailable
 from worker.broker.models import Order, OrderStatus
 from worker.broker.transport import CallStats
 from worker.fleet.budget import Priority
@@ -110,8 +110,10 @@ class Attempt:
 
     def ended_by(self, error: OrderError, *, order_exists: bool | None = None) -> OrderResult:
         """The result of an error that ended the attempt: ``failed`` when the broker gave no
-        usable answer, ``rejected`` when it (or a rule) refused."""
-        status: Status = "failed" if isinstance(error, BrokerUnavailable) else "rejected"
+        usable answer or refused our login (an outage, not a verdict on the intent),
+        ``rejected`` when it (or a rule) refused the intent itself."""
+        failed = isinstance(error, BrokerUnavailable | BrokerAuthError)
+        status: Status = "failed" if failed else "rejected"
         return self.result(status, error=error, order_exists=order_exists)
 
     def not_sent(self, error: OrderError | None, *, looked_up: bool = False) -> OrderResult:

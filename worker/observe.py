@@ -23,6 +23,9 @@ class Observer:
     def broker_retry(self, endpoint: str) -> None:
         """A broker request is about to be sent again."""
 
+    def broker_login(self, ok: bool, message: str) -> None:
+        """A login worked (``ok``), or the broker refused it (``message`` says why)."""
+
     def redis_trouble(self, where: str) -> None:
         """A Redis command failed for want of a connection."""
 
@@ -56,6 +59,10 @@ class Observers(Observer):
     def broker_retry(self, endpoint: str) -> None:
         for observer in self._all:
             observer.broker_retry(endpoint)
+
+    def broker_login(self, ok: bool, message: str) -> None:
+        for observer in self._all:
+            observer.broker_login(ok, message)
 
     def redis_trouble(self, where: str) -> None:
         for observer in self._all:

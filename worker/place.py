@@ -184,7 +184,9 @@ class Placer:
         if state.phase == Phase.EXPIRED:
             return attempt.not_sent(state.error, looked_up=state.asked)
         if state.phase == Phase.REJECTED:
-            return attempt.result("rejected", error=state.error, order_exists=False)
+            if state.error is not None:
+                return attempt.ended_by(state.error, order_exists=False)
+            return attempt.result("rejected", order_exists=False)
         if state.tag_taken:
             return attempt.result(
                 "failed",

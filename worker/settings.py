@@ -7,15 +7,17 @@ in a ``Secret`` whose repr never shows it.
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import math
 import os
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Final, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 from ow_core.keys import DEFAULT_PREFIX, Keys
+from ow_core.urls import DEFAULT_REDIS_URL, check_redis_url, mask_url
 from producer.errors import OrderError
 from worker.broker.retry import RetryPolicy
 from worker.fleet.budget import RateLimit
@@ -24,9 +26,13 @@ from worker.fleet.risk import RiskConfig, RiskLimits
 T = TypeVar("T")
 
 DEFAULT_BASE_URL: Final = "https://api.topstepx.com"
-DEFAULT_REDIS_URL: Final = "redis://127.0.0.1:6379/0"
 # The gateway's documented limit for everything but bar history (docs/gateway.md §7).
 DEFAULT_RATE_LIMIT: Final[RateLimit | None] = RateLimit(200, 60.0)
+# Variables of these families are ours: one that no setting reads is a mistake to report.
+_PREFIXES: Final = (
+    "WORKER_", "PROJECTX_", "RISK_", "BROKER_", "ORDER_", "RESULT_", "REPLY_", "INTENTS_",
+    "TOKEN_", "CONTRACT_", "METRICS_", "HEALTH_", "RESOLVE_", "WARM_",
+)  # fmt: skip
 
 
 class ConfigError(OrderError):
@@ -94,6 +100,8 @@ class Settings:
     metrics_host: str = "127.0.0.1"
     health_max_outage_s: float = 30.0
     log_format: str = "auto"
+    unknown_variables: tuple[str, ...] = ()
+    """Variables with one of our prefixes that no setting reads (warned about at start)."""
 
     @property
     def keys(self) -> Keys:
@@ -105,65 +113,57 @@ class Settings:
         """Read and check every variable; raise ``ConfigError`` on the first bad one."""
         env = os.environ if environ is None else environ
         reader = _Reader(env)
+        d = cls()  # every default is written once, as a field's default above
         settings = cls(
-            redis_url=reader.text("REDIS_URL", DEFAULT_REDIS_URL),
-            key_prefix=reader.text("ORDER_KEY_PREFIX", DEFAULT_PREFIX),
-            base_url=reader.text("PROJECTX_BASE_URL", DEFAULT_BASE_URL),
+            redis_url=reader.text("REDIS_URL", d.redis_url),
+            key_prefix=reader.text("ORDER_KEY_PREFIX", d.key_prefix),
+            base_url=reader.text("PROJECTX_BASE_URL", d.base_url),
             username=reader.text("PROJECTX_USERNAME", ""),
-            api_key=Secret(env.get("PROJECTX_API_KEY", "")),
+            api_key=Secret(reader.raw("PROJECTX_API_KEY")),
             worker_name=reader.text("WORKER_NAME", f"{socket.gethostname()}-{os.getpid()}"),
-            max_in_flight=reader.integer("WORKER_MAX_IN_FLIGHT", 64, low=1),
-            block_ms=reader.integer("WORKER_BLOCK_MS", 2000, low=1),
-            claim_idle_ms=reader.integer("WORKER_CLAIM_IDLE_MS", 10_000, low=100),
-            claim_interval_ms=reader.integer("WORKER_CLAIM_INTERVAL_MS", 1000, low=10),
-            max_deliveries=reader.integer("WORKER_MAX_DELIVERIES", 5, low=1),
-            lease_ms=reader.integer("WORKER_LEASE_MS", 5000, low=100),
-            drain_timeout_s=reader.real("WORKER_DRAIN_TIMEOUT_S", 10.0, low=0),
-            result_ttl_s=reader.integer("RESULT_TTL_S", 86_400, low=1),
-            reply_maxlen=reader.integer("REPLY_MAXLEN", 10_000, low=10),
-            intents_retention_s=reader.integer("INTENTS_RETENTION_S", 3600, low=0),
-            broker_timeout_ms=reader.integer("BROKER_TIMEOUT_MS", 3000, low=1),
-            broker_connect_timeout_ms=reader.integer("BROKER_CONNECT_TIMEOUT_MS", 1000, low=1),
-            retry=reader.parsed("BROKER_RETRY_SCHEDULE_MS", RetryPolicy(), RetryPolicy.from_ms),
-            resolve_timeout_s=reader.real("RESOLVE_TIMEOUT_S", 60.0, low=0),
-            order_lookback_h=reader.real("ORDER_LOOKBACK_H", 24.0, low=0.01),
-            tag_max_len=reader.integer("PROJECTX_TAG_MAX_LEN", 50, low=20),
-            duplicate_tag_code=reader.integer("PROJECTX_DUPLICATE_TAG_CODE", 2, low=0),
-            warm_symbols=tuple(
-                s.strip().upper() for s in env.get("WARM_SYMBOLS", "").split(",") if s.strip()
+            max_in_flight=reader.integer("WORKER_MAX_IN_FLIGHT", d.max_in_flight, low=1),
+            block_ms=reader.integer("WORKER_BLOCK_MS", d.block_ms, low=1),
+            claim_idle_ms=reader.integer("WORKER_CLAIM_IDLE_MS", d.claim_idle_ms, low=100),
+            claim_interval_ms=reader.integer(
+                "WORKER_CLAIM_INTERVAL_MS", d.claim_interval_ms, low=10
             ),
-            rate_limit=reader.parsed("PROJECTX_RATE_LIMIT", DEFAULT_RATE_LIMIT, RateLimit.parse),
-            token_renew_margin_s=reader.real("TOKEN_RENEW_MARGIN_S", 3600.0, low=0),
-            contract_ttl_s=reader.integer("CONTRACT_TTL_S", 12 * 3600, low=1),
-            contract_refresh_s=reader.real("CONTRACT_REFRESH_S", 60.0, low=0),
+            max_deliveries=reader.integer("WORKER_MAX_DELIVERIES", d.max_deliveries, low=1),
+            lease_ms=reader.integer("WORKER_LEASE_MS", d.lease_ms, low=100),
+            drain_timeout_s=reader.real("WORKER_DRAIN_TIMEOUT_S", d.drain_timeout_s, low=0),
+            result_ttl_s=reader.integer("RESULT_TTL_S", d.result_ttl_s, low=1),
+            reply_maxlen=reader.integer("REPLY_MAXLEN", d.reply_maxlen, low=10),
+            intents_retention_s=reader.integer("INTENTS_RETENTION_S", d.intents_retention_s, low=0),
+            broker_timeout_ms=reader.integer("BROKER_TIMEOUT_MS", d.broker_timeout_ms, low=1),
+            broker_connect_timeout_ms=reader.integer(
+                "BROKER_CONNECT_TIMEOUT_MS", d.broker_connect_timeout_ms, low=1
+            ),
+            retry=reader.parsed("BROKER_RETRY_SCHEDULE_MS", d.retry, RetryPolicy.from_ms),
+            resolve_timeout_s=reader.real("RESOLVE_TIMEOUT_S", d.resolve_timeout_s, low=0),
+            order_lookback_h=reader.real("ORDER_LOOKBACK_H", d.order_lookback_h, low=0.01),
+            tag_max_len=reader.integer("PROJECTX_TAG_MAX_LEN", d.tag_max_len, low=20),
+            duplicate_tag_code=reader.integer(
+                "PROJECTX_DUPLICATE_TAG_CODE", d.duplicate_tag_code, low=0
+            ),
+            warm_symbols=tuple(
+                s.strip().upper() for s in reader.raw("WARM_SYMBOLS").split(",") if s.strip()
+            ),
+            rate_limit=reader.parsed("PROJECTX_RATE_LIMIT", d.rate_limit, RateLimit.parse),
+            token_renew_margin_s=reader.real("TOKEN_RENEW_MARGIN_S", d.token_renew_margin_s, low=0),
+            contract_ttl_s=reader.integer("CONTRACT_TTL_S", d.contract_ttl_s, low=1),
+            contract_refresh_s=reader.real("CONTRACT_REFRESH_S", d.contract_refresh_s, low=0),
             risk=reader.parsed(
                 "RISK_CONFIG",
                 RiskConfig(_risk_from_env(reader)),
                 lambda path: RiskConfig.load(path, _risk_from_env(reader)),
             ),
-            metrics_port=reader.optional_integer("METRICS_PORT"),
-            metrics_host=reader.text("METRICS_HOST", "127.0.0.1"),
-            health_max_outage_s=reader.real("HEALTH_MAX_OUTAGE_S", 30.0, low=1),
+            metrics_port=reader.optional_integer("METRICS_PORT", high=65535),
+            metrics_host=reader.text("METRICS_HOST", d.metrics_host),
+            health_max_outage_s=reader.real("HEALTH_MAX_OUTAGE_S", d.health_max_outage_s, low=1),
             log_format=reader.choice("LOG_FORMAT", "AUTO", ("AUTO", "JSON", "TEXT")).lower(),
             log_level=reader.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
         )
-        if not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigError(
-                "REDIS_URL must start with redis://, rediss:// or unix://, "
-                f"got {mask_url(settings.redis_url)!r}"
-            )
-        if not settings.base_url.startswith(("http://", "https://")):
-            raise ConfigError(
-                f"PROJECTX_BASE_URL must be an http(s) URL, got {settings.base_url!r}"
-            )
-        if settings.claim_idle_ms < settings.lease_ms:
-            # A running entry's idle time is reset with its lease, every third of it; a
-            # shorter idle limit would have live workers' entries reclaimed from under them.
-            raise ConfigError(
-                f"WORKER_CLAIM_IDLE_MS ({settings.claim_idle_ms}) must be at least "
-                f"WORKER_LEASE_MS ({settings.lease_ms})"
-            )
-        return settings
+        _check(settings)
+        return dataclasses.replace(settings, unknown_variables=reader.unknown())
 
     def require_credentials(self) -> None:
         """A worker cannot log in without these; say so before anything starts."""
@@ -192,13 +192,21 @@ class Settings:
         return shown
 
 
-def mask_url(url: str) -> str:
-    """A URL with its password replaced by ``***`` (Redis URLs may carry one)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+def _check(settings: Settings) -> None:
+    """What no single variable can tell: combinations, and the URLs."""
+    try:
+        check_redis_url(settings.redis_url)
+    except ValueError as error:
+        raise ConfigError(f"REDIS_URL: {error}") from None
+    if not settings.base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"PROJECTX_BASE_URL must be an http(s) URL, got {settings.base_url!r}")
+    if settings.claim_idle_ms < settings.lease_ms:
+        # A running entry's idle time is reset with its lease, every third of it; a
+        # shorter idle limit would have live workers' entries reclaimed from under them.
+        raise ConfigError(
+            f"WORKER_CLAIM_IDLE_MS ({settings.claim_idle_ms}) must be at least "
+            f"WORKER_LEASE_MS ({settings.lease_ms})"
+        )
 
 
 def _risk_from_env(reader: _Reader) -> RiskLimits:
@@ -213,25 +221,42 @@ def _risk_from_env(reader: _Reader) -> RiskLimits:
 
 
 class _Reader:
-    """Typed access to an environment mapping with errors that name the variable."""
+    """Typed access to an environment mapping with errors that name the variable; it
+    remembers every name it was asked for, to tell which variables of ours it never read
+    (a misspelt ``RISK_MAX_POSITON`` would otherwise be silently ignored)."""
 
     def __init__(self, env: Mapping[str, str]) -> None:
         self._env = env
+        self._read: set[str] = set()
+
+    def raw(self, name: str) -> str:
+        self._read.add(name)
+        return self._env.get(name, "")
 
     def text(self, name: str, default: str) -> str:
-        value = self._env.get(name, "").strip()
-        return value or default
+        return self.raw(name).strip() or default
 
-    def integer(self, name: str, default: int, *, low: int) -> int:
+    def integer(self, name: str, default: int, *, low: int, high: int | None = None) -> int:
         value = self.parsed(name, default, int)
-        if value < low:
-            raise ConfigError(f"{name} must be >= {low}, got {value}")
+        if value < low or (high is not None and value > high):
+            bound = f">= {low}" if high is None else f"{low} to {high}"
+            raise ConfigError(f"{name} must be {bound}, got {value}")
         return value
 
-    def optional_integer(self, name: str) -> int | None:
-        if not self._env.get(name, "").strip():
+    def optional_integer(self, name: str, *, high: int | None = None) -> int | None:
+        if not self.raw(name).strip():
             return None
-        return self.integer(name, 0, low=1)
+        return self.integer(name, 0, low=1, high=high)
+
+    def unknown(self) -> tuple[str, ...]:
+        """Variables with one of our prefixes that nothing read, each with the name it
+        was probably meant to be."""
+        found = []
+        for name in sorted(self._env):
+            if name.startswith(_PREFIXES) and name not in self._read:
+                close = difflib.get_close_matches(name, self._read, n=1)
+                found.append(f"{name} (did you mean {close[0]}?)" if close else name)
+        return tuple(found)
 
     def real(self, name: str, default: float, *, low: float) -> float:
         value = self.parsed(name, default, float)
@@ -240,7 +265,7 @@ class _Reader:
         return value
 
     def parsed(self, name: str, default: T, parse: Callable[[str], T]) -> T:
-        raw = self._env.get(name, "").strip()
+        raw = self.raw(name).strip()
         if not raw:
             return default
         try:
@@ -249,7 +274,7 @@ class _Reader:
             raise ConfigError(f"{name}: cannot read {raw!r} ({error})") from None
 
     def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
-        value = self._env.get(name, "").strip().upper() or default
+        value = self.raw(name).strip().upper() or default
         if value not in allowed:
             raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
         return value

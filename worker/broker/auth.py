@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Final, Protocol
@@ -21,13 +22,22 @@ from worker.broker.errors import BrokerAuthError, BrokerProtocolError, BrokerRej
 from worker.broker.models import (
     JwtClaims,
     LoginKeyRequest,
+    LoginRefusal,
     LoginResponse,
     Token,
     ValidateResponse,
 )
 from worker.broker.transport import LOGIN_ENDPOINT, CallStats, Transport
+from worker.observe import Observer
+
+log = logging.getLogger("worker.broker")
 
 _CLAIMS: Final = msgspec.json.Decoder(JwtClaims)
+
+
+# A refused login is not asked again for 1 s, then 2, 4, ... up to a minute.
+FIRST_LOGIN_WAIT_S: Final = 1.0
+LAST_LOGIN_WAIT_S: Final = 60.0
 
 
 class TokenStore(Protocol):
@@ -39,6 +49,22 @@ class TokenStore(Protocol):
     async def replace(self, stale: str | None, obtain: Callable[[], Awaitable[Token]]) -> Token:
         """A token to use instead of ``stale``: one another client already obtained, or
         ``obtain()``'s, by at most one client at a time."""
+
+    async def refusal(self) -> LoginRefusal | None:
+        """A login refusal the fleet is waiting out, if any."""
+
+    async def refused(self, refusal: LoginRefusal) -> None:
+        """Share a refusal, so no other client asks before ``refusal.until``."""
+
+    async def accepted(self) -> None:
+        """A login worked: forget any refusal."""
+
+
+def next_refusal(previous: LoginRefusal | None, message: str, now: float) -> LoginRefusal:
+    """The refusal after one more refused login: the wait doubles, up to a minute."""
+    failures = 1 if previous is None else previous.failures + 1
+    wait = min(FIRST_LOGIN_WAIT_S * 2 ** (failures - 1), LAST_LOGIN_WAIT_S)
+    return LoginRefusal(message=message, failures=failures, at=now, until=now + wait)
 
 
 def token_expiry(token: str) -> float | None:
@@ -66,6 +92,7 @@ class SessionAuth:
         renew_margin: float = 3600.0,
         clock: Callable[[], float] = time.time,
         tokens: TokenStore | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self._transport = transport
         self._username = username
@@ -74,6 +101,8 @@ class SessionAuth:
         self._renew_margin = renew_margin
         self._clock = clock
         self._tokens = tokens
+        self._observer = observer or Observer()
+        self._refusal: LoginRefusal | None = None
         self._token: Token | None = None
         self._lock = asyncio.Lock()
         self.headers: dict[str, str] = {}
@@ -149,22 +178,64 @@ class SessionAuth:
         self._use(token)
 
     async def _login(self, stats: CallStats | None, deadline: float | None) -> Token:
+        """loginKey, unless a refusal is being waited out (here or anywhere in the fleet):
+        a wrong key must cost one login per back-off step, not one per intent."""
+        await self._wait_out_refusal()
         body = LoginKeyRequest(user_name=self._username, api_key=self._api_key)
-        answer = await self._transport.call(
-            LOGIN_ENDPOINT,
-            body,
-            LoginResponse,
-            idempotent=True,
-            stats=stats,
-            deadline=deadline,
-            auth="none",
-        )
+        try:
+            answer = await self._transport.call(
+                LOGIN_ENDPOINT,
+                body,
+                LoginResponse,
+                idempotent=True,
+                stats=stats,
+                deadline=deadline,
+                auth="none",
+            )
+        except BrokerAuthError as error:
+            await self._refused(error)
+            raise
+        if self._refusal is not None:
+            log.warning("broker login works again after %d refusals", self._refusal.failures)
+        self._refusal = None
+        if self._tokens is not None:
+            await self._tokens.accepted()
+        self._observer.broker_login(True, "")
         if not answer.token:
             raise BrokerProtocolError(
                 "login answered success without a token", endpoint=LOGIN_ENDPOINT, sent=True
             )
         self.logins += 1
         return self._token_of(answer.token)
+
+    async def _wait_out_refusal(self) -> None:
+        now = self._clock()
+        refusal = self._refusal
+        if self._tokens is not None:
+            shared = await self._tokens.refusal()
+            if shared is not None and (refusal is None or shared.until > refusal.until):
+                refusal = self._refusal = shared
+        if refusal is not None and now < refusal.until:
+            raise BrokerAuthError(
+                f"{refusal.message} ({refusal.failures} refusals in a row; the next login is "
+                f"tried in {refusal.until - now:.0f} s); not sent",
+                endpoint=LOGIN_ENDPOINT,
+            )
+
+    async def _refused(self, error: BrokerAuthError) -> None:
+        """One refusal more: wait longer before the next login, say so once, share it."""
+        refusal = next_refusal(self._refusal, error.message, self._clock())
+        if refusal.failures == 1:
+            log.error(
+                "%s: no order can be sent until a login works (tried again in %.0f s, then "
+                "less and less often)",
+                error.message,
+                refusal.until - refusal.at,
+            )
+        self._refusal = refusal
+        self._observer.broker_login(False, error.message)
+        if self._tokens is not None:
+            await self._tokens.refused(refusal)
 
     async def _renewed(self, stats: CallStats | None, deadline: float | None) -> Token:
         """validate for a fresh token; a full login without a token or when refused."""

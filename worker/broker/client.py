@@ -142,6 +142,7 @@ class GatewayClient:
             renew_margin=renew_margin,
             clock=clock,
             tokens=tokens,
+            observer=observer,
         )
         self.transport.auth = self.auth
         self.contracts = Contracts(self.transport, store=contracts, refresh_s=contract_refresh_s)

@@ -296,6 +296,19 @@ class Token(msgspec.Struct, frozen=True):
         return now >= self.expires_at - margin
 
 
+class LoginRefusal(msgspec.Struct, frozen=True, kw_only=True):
+    """The broker refused our login: until when nobody in the fleet asks again, and why."""
+
+    message: str
+    """The gateway's answer (never the key)."""
+    failures: int
+    """Refusals in a row; each doubles the wait before the next try."""
+    at: float
+    """When the last refusal came (epoch s)."""
+    until: float
+    """Epoch seconds before which no worker logs in again."""
+
+
 class ContractInfo(msgspec.Struct, frozen=True):
     """A symbol's contract as the worker uses it."""
 

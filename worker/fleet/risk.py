@@ -22,7 +22,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Annotated, Final
 
 import msgspec
 from redis.asyncio import Redis
@@ -34,6 +34,9 @@ from worker.broker.client import GatewayClient
 from worker.broker.models import OrderSide
 from worker.broker.transport import CallStats
 
+# A limit of 0 or less would refuse everything: the file says so rather than take it.
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+
 
 class RiskRejected(InvalidOrder):
     """An order refused by a pre-trade risk limit (``code`` names the limit)."""
@@ -44,14 +47,14 @@ class RiskRejected(InvalidOrder):
 class RiskLimits(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
     """The limits of one account; a limit left out is not checked."""
 
-    max_order_size: int | None = None
+    max_order_size: Positive | None = None
     """Contracts in one order (or in a modify's new size)."""
-    max_position: int | None = None
+    max_position: Positive | None = None
     """Net contracts per symbol in the worst case: the broker's position, every working
     order filling (bracket legs included, so it errs on the safe side) and every new order
     in flight through the fleet."""
     allowed_symbols: list[str] | None = None
-    max_new_orders_per_minute: int | None = None
+    max_new_orders_per_minute: Positive | None = None
 
     def over(self, other: RiskLimits) -> RiskLimits:
         """These limits, with ``other``'s where these set none."""

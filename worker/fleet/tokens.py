@@ -25,11 +25,12 @@ from redis.asyncio import Redis
 
 from ow_core.keys import Keys
 from ow_core.redis_down import REDIS_ERRORS, is_redis_down
-from worker.broker.models import Token
+from worker.broker.models import LoginRefusal, Token
 
 log = logging.getLogger("worker.fleet.tokens")
 
 _TOKEN: Final = msgspec.json.Decoder(Token)
+_REFUSAL: Final = msgspec.json.Decoder(LoginRefusal)
 
 
 class SharedTokens:
@@ -81,6 +82,41 @@ class SharedTokens:
                 # The holder is stuck or gone (its lock expires): do not wait for ever.
                 return await obtain()
             await asyncio.sleep(0.05)
+
+    async def refusal(self) -> LoginRefusal | None:
+        """The refusal the fleet is waiting out, if any (it expires when the wait is over)."""
+        try:
+            data = await self._redis.get(self._keys.login_refused)
+        except REDIS_ERRORS as error:
+            if not is_redis_down(error):
+                raise
+            return None
+        if data is None:
+            return None
+        try:
+            return _REFUSAL.decode(data)
+        except msgspec.DecodeError:
+            return None
+
+    async def refused(self, refusal: LoginRefusal) -> None:
+        """Share a refusal until its wait is over (and some more, so the next refusal
+        still knows how many came before it)."""
+        ttl_ms = int((refusal.until - time.time()) * 1000) + 120_000
+        try:
+            await self._redis.set(
+                self._keys.login_refused, msgspec.json.encode(refusal), px=max(ttl_ms, 1)
+            )
+        except REDIS_ERRORS as error:
+            if not is_redis_down(error):
+                raise
+
+    async def accepted(self) -> None:
+        """A login worked: the fleet stops waiting."""
+        try:
+            await self._redis.delete(self._keys.login_refused)
+        except REDIS_ERRORS as error:
+            if not is_redis_down(error):
+                raise
 
     async def _obtain_locked(
         self, stale: str | None, obtain: Callable[[], Awaitable[Token]]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -76,7 +77,13 @@ class Tally:
 
 
 def run_demo(*, orders: int, workers: int, redis_url: str | None, logs: Path | None) -> int:
-    """Run the demo; 0 when every intent got its expected kind of answer."""
+    """Run the demo; 0 when every intent got its expected kind of answer.
+
+    Every process it starts is stopped at the end, however the demo ends: also on Ctrl-C
+    and on SIGTERM (turned into SystemExit here, so the clean-up runs), at any moment,
+    even while a process is still starting (``stack.wait_until`` kills that one).
+    """
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     log_dir = logs or Path(tempfile.mkdtemp(prefix="order-worker-demo-"))
     say = _say
     server: RedisServer | None = None
@@ -220,6 +227,10 @@ async def _refusals(client: OrderClient, placed: list[OrderResult], tally: Tally
         client.place_order("MNQ", "BUY", 1, stop_loss_ticks=2),
     )
     await tally.timed("quantity 0 (refused before enqueue)", client.place_order("MNQ", "BUY", 0))
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _say(text: str) -> None:

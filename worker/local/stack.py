@@ -104,18 +104,29 @@ def spawn(
 
 
 def wait_until(check: object, what: str, timeout: float, process: Process | None = None) -> None:
-    """Poll ``check()`` until it is true; StackError with the process's output if not."""
+    """Poll ``check()`` until it is true; StackError with the process's output if not.
+
+    A process that is not ready in time, or whose wait is interrupted (Ctrl-C, SIGTERM),
+    is killed here: it runs in a session of its own, so nothing else would stop it.
+    """
     assert callable(check)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and not process.alive:
-            raise StackError(f"{what}: {process.name} exited early:\n{process.output()[-3000:]}")
-        with contextlib.suppress(Exception):
-            if check():
-                return
-        time.sleep(0.02)
-    tail = f":\n{process.output()[-3000:]}" if process is not None else ""
-    raise StackError(f"{what}: not ready after {timeout:g} s{tail}")
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process is not None and not process.alive:
+                raise StackError(
+                    f"{what}: {process.name} exited early:\n{process.output()[-3000:]}"
+                )
+            with contextlib.suppress(Exception):
+                if check():
+                    return
+            time.sleep(0.02)
+        tail = f":\n{process.output()[-3000:]}" if process is not None else ""
+        raise StackError(f"{what}: not ready after {timeout:g} s{tail}")
+    except BaseException:
+        if process is not None:
+            process.kill()
+        raise
 
 
 @dataclass

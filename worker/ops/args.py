@@ -12,7 +12,9 @@ from collections.abc import Awaitable, Callable
 from redis.asyncio import Redis
 
 from ow_core.keys import DEFAULT_PREFIX, Keys
-from producer.client import DEFAULT_REDIS_URL
+from ow_core.urls import DEFAULT_REDIS_URL, check_redis_url
+from producer.errors import InvalidOrder
+from producer.validation import check_account_id
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -21,6 +23,7 @@ def redis_options(parser: argparse.ArgumentParser) -> None:
     """``--redis-url`` and ``--prefix``, defaulting to the worker's own variables."""
     parser.add_argument(
         "--redis-url",
+        type=redis_url,
         default=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
         help="Redis URL (default: $REDIS_URL or redis://127.0.0.1:6379/0)",
     )
@@ -47,17 +50,46 @@ def positive(text: str) -> int:
     return value
 
 
-def with_redis(args: argparse.Namespace, work: Callable[[Redis, Keys], Awaitable[int]]) -> int:
-    """Run ``work`` on a Redis client for ``--redis-url`` and the keys under ``--prefix``."""
+def with_redis(
+    args: argparse.Namespace,
+    work: Callable[[Redis, Keys], Awaitable[int]],
+    *,
+    ping: bool = True,
+) -> int:
+    """Run ``work`` on a Redis client for ``--redis-url`` and the keys under ``--prefix``.
+
+    Redis is pinged first, so a command that finds it unreachable says so (exit 2) rather
+    than report "nothing there"; ``ping=False`` for one that rides out an outage itself.
+    """
 
     async def go() -> int:
         client = Redis.from_url(args.redis_url, socket_connect_timeout=5, socket_timeout=5)
         try:
+            if ping:
+                await client.ping()
             return await work(client, Keys(args.prefix))
         finally:
             await client.aclose()
 
     return asyncio.run(go())
+
+
+def redis_url(text: str) -> str:
+    """A ``--redis-url`` that can work (port, database, scheme)."""
+    try:
+        return check_redis_url(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def account(text: str) -> int:
+    """A broker account ID (``--account``): a whole number > 0."""
+    try:
+        return check_account_id(int(text))
+    except (ValueError, InvalidOrder):
+        raise argparse.ArgumentTypeError(
+            f"must be a broker account ID (a whole number > 0), got {text}"
+        ) from None
 
 
 def operator() -> str:

@@ -12,11 +12,12 @@ import sys
 from collections.abc import Sequence
 
 from ow_core.redis_down import REDIS_ERRORS, is_redis_down
+from ow_core.urls import mask_url
 from producer.errors import OrderError
 from worker.local import demo
 from worker.ops import controls, deadletters, intents, run, status
 from worker.ops.args import Handler
-from worker.settings import ConfigError, mask_url
+from worker.settings import ConfigError
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,7 +14,7 @@ from worker.broker.models import ContractInfo
 from worker.fleet import halt as kill_switch
 from worker.fleet.contracts import SharedContracts
 from worker.fleet.halt import HaltRecord
-from worker.ops.args import operator, redis_options, with_redis
+from worker.ops.args import account, operator, redis_options, with_redis
 from worker.settings import ConfigError
 
 
@@ -29,7 +29,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "Redis) and lasts until `order-worker resume`.",
     )
     redis_options(halt)
-    halt.add_argument("--account", type=int, help="only this account (default: all)")
+    halt.add_argument("--account", type=account, help="only this account (default: all)")
     halt.add_argument("--reason", default="halted by an operator", help="shown in the results")
     halt.set_defaults(handler=_halt)
 
@@ -39,7 +39,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Let new orders through again (for all accounts, or the one given).",
     )
     redis_options(resume)
-    resume.add_argument("--account", type=int, help="only this account (default: all)")
+    resume.add_argument("--account", type=account, help="only this account (default: all)")
     resume.set_defaults(handler=_resume)
 
     contract = commands.add_parser(
@@ -65,16 +65,15 @@ def _halt(args: argparse.Namespace) -> int:
         return 0
 
     code = with_redis(args, work)
-    scope = f"account {args.account}" if args.account else "all accounts"
-    print(f"halted: no new orders for {scope} until `order-worker resume`")
+    print(f"halted: no new orders for {_scope(args.account)} until `order-worker resume`")
     return code
 
 
 def _resume(args: argparse.Namespace) -> int:
     async def work(client: Redis, keys: Keys) -> int:
         lifted = await kill_switch.resume(client, keys, args.account)
-        scope = f"account {args.account}" if args.account else "all accounts"
-        print(f"resumed: new orders allowed for {scope}" if lifted else f"{scope} were not halted")
+        scope = _scope(args.account)
+        print(f"resumed: new orders allowed for {scope}" if lifted else f"{scope}: not halted")
         if args.account is None:
             rest = [k.decode() async for k in client.scan_iter(f"{keys.halt()}:*")]
             if rest:
@@ -104,3 +103,7 @@ def _contract(args: argparse.Namespace) -> int:
         return 0
 
     return with_redis(args, work)
+
+
+def _scope(account_id: int | None) -> str:
+    return "all accounts" if account_id is None else f"account {account_id}"

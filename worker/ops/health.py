@@ -34,6 +34,7 @@ class HealthState(Observer):
         self._clock = clock
         self._redis_down_since: float | None = None
         self._broker_down_since: float | None = None
+        self._login_refused = ""
 
     def redis_trouble(self, where: str) -> None:
         if self._redis_down_since is None:
@@ -49,6 +50,10 @@ class HealthState(Observer):
         elif self._broker_down_since is None:
             self._broker_down_since = self._clock()
 
+    def broker_login(self, ok: bool, message: str) -> None:
+        # A refused login is an outage at once: nothing can be sent until it works.
+        self._login_refused = "" if ok else message
+
     def report(self) -> Health:
         """Healthy unless Redis or the broker has been failing for the threshold."""
         now = self._clock()
@@ -59,4 +64,6 @@ class HealthState(Observer):
             reasons.append(f"Redis unreachable for {redis_down:.0f} s")
         if broker_down > self.threshold_s:
             reasons.append(f"broker failing for {broker_down:.0f} s")
+        if self._login_refused:
+            reasons.append(f"the broker refuses the login: {self._login_refused}")
         return Health(not reasons, round(redis_down, 1), round(broker_down, 1), "; ".join(reasons))

@@ -14,7 +14,7 @@ from ow_core.keys import Keys
 from producer.client import OrderClient
 from producer.contract import Intent, OrderResult
 from producer.replay import read_intents, record_stream, replay
-from worker.ops.args import redis_options
+from worker.ops.args import account, redis_options
 from worker.ops.progress import Progress
 from worker.settings import ConfigError
 
@@ -28,7 +28,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     redis_options(submit)
     submit.add_argument("kind", choices=("place", "modify", "cancel"))
-    submit.add_argument("--account", type=int, required=True, help="broker account ID")
+    submit.add_argument("--account", type=account, required=True, help="broker account ID")
     submit.add_argument("--symbol", help="place: contract symbol, e.g. MNQ")
     submit.add_argument("--side", help="place: BUY or SELL")
     submit.add_argument("--quantity", type=int, help="contracts (place; optional for modify)")

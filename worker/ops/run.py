@@ -7,7 +7,8 @@ import asyncio
 import logging
 import os
 
-from producer.client import DEFAULT_REDIS_URL
+from ow_core.urls import DEFAULT_REDIS_URL
+from producer.errors import OrderError
 from worker.settings import Settings
 
 
@@ -33,11 +34,16 @@ def _run(args: argparse.Namespace) -> int:
         settings.log_level,
         json_lines=None if settings.log_format == "auto" else settings.log_format == "json",
     )
+    log = logging.getLogger("worker")
+    for name in settings.unknown_variables:
+        log.warning("%s is not a setting of the worker and is ignored", name)
     _use_uvloop()
     try:
         Worker(**worker_settings(settings)).run()
+    except OrderError:
+        raise  # a setting that cannot work (a port in use, ...): one line, exit 2
     except Exception:
-        logging.getLogger("worker").critical("worker stopped by an error", exc_info=True)
+        log.critical("worker stopped by an error", exc_info=True)
         raise
     return 0
 

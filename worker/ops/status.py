@@ -25,11 +25,11 @@ from redis.exceptions import ResponseError
 
 from ow_core.keys import Keys
 from ow_core.redis_down import REDIS_ERRORS, is_redis_down
+from ow_core.urls import mask_url
 from worker.fleet import halt
 from worker.fleet.halt import HaltRecord, Halts
 from worker.heartbeat import Heartbeat
 from worker.ops.args import redis_options, seconds, with_redis
-from worker.settings import mask_url
 
 # Per-entry idle times come from XPENDING's extended form, which lists entries one by one;
 # a backlog of pending entries is a problem in itself, so looking at the first ones is
@@ -133,8 +133,8 @@ async def command(
 ) -> int:
     """Print the status once, or every ``watch`` seconds until interrupted.
 
-    The first snapshot must succeed (an unreachable Redis is an error for the caller);
-    while watching, an outage is shown and the watch goes on, so an operator sees Redis
+    Once, an unreachable Redis is an error for the caller; while watching (from the first
+    snapshot on), an outage is shown and the watch goes on, so an operator sees Redis
     come back.
     """
     out = out if out is not None else sys.stdout
@@ -146,7 +146,10 @@ async def command(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-    snapshot: Status | str = await gather(redis, keys)
+    # Once, Redis must answer; while watching, an outage is shown and the watch goes on.
+    snapshot: Status | str = (
+        await gather(redis, keys) if watch is None else await _snapshot(redis, keys, where, watch)
+    )
     while True:
         if clear:
             out.write(_CLEAR_SCREEN)
@@ -164,13 +167,18 @@ async def command(
             return 0
         if not clear and not as_json:
             print(file=out)
-        try:
-            snapshot = await gather(redis, keys)
-        except REDIS_ERRORS as error:
-            if not is_redis_down(error):
-                raise
-            now = utc_time(int(time.time() * 1000))
-            snapshot = f"{now}  Redis unreachable at {where}: {error} (trying every {watch:g} s)"
+        snapshot = await _snapshot(redis, keys, where, watch)
+
+
+async def _snapshot(redis: Redis, keys: Keys, where: str, watch: float = 0.0) -> Status | str:
+    """A snapshot, or a line saying Redis is unreachable (a watch shows it and goes on)."""
+    try:
+        return await gather(redis, keys)
+    except REDIS_ERRORS as error:
+        if not is_redis_down(error):
+            raise
+        now = utc_time(int(time.time() * 1000))
+        return f"{now}  Redis unreachable at {where}: {error} (trying every {watch:g} s)"
 
 
 def render(status: Status, *, where: str = "", watch: float | None = None) -> str:
@@ -452,7 +460,8 @@ def _status(args: argparse.Namespace) -> int:
         )
 
     try:
-        return with_redis(args, work)
+        # A watch rides out an outage, even one it starts in.
+        return with_redis(args, work, ping=args.watch is None)
     except KeyboardInterrupt:
         if args.watch is None:
             raise

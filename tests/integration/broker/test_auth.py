@@ -12,6 +12,7 @@ from tests.integration.broker.helpers import (
     ACCOUNT,
     ACCOUNTS,
     API_KEY,
+    CLOCKS,
     DAY,
     LOGIN,
     PLACE,
@@ -208,12 +209,34 @@ async def test_bad_credentials_raise_auth_error_after_one_attempt(
     assert gateway.get_token() is None
     assert gateway.auth.logins == 0
 
-    # A request that needs the login fails the same way, without being sent or retried.
+    # A request that needs the login fails the same way, without being sent, and without
+    # asking the broker again while the refusal is waited out (a wrong key must not cost
+    # one login per intent).
     stats = CallStats()
-    with pytest.raises(BrokerAuthError):
+    with pytest.raises(BrokerAuthError) as again:
         await gateway.search_accounts(stats=stats)
-    assert stats.attempts == 1
+    assert stats.attempts == 0
+    assert "the next login is tried in 1 s" in again.value.message
     assert sent_since(auth_sim, before, ACCOUNTS) == 0
+    assert sent_since(auth_sim, before, LOGIN) == 1
+
+
+async def test_a_refused_login_is_tried_again_less_and_less_often(
+    make_client: MakeClient, auth_sim: BrokerSim
+) -> None:
+    gateway = make_client(auth_sim.url, api_key="wrong-key")
+    clock = CLOCKS[gateway]
+    before = counts(auth_sim)
+    waits = []
+    for _ in range(4):
+        with pytest.raises(BrokerAuthError):
+            await gateway.auth.login()
+        with pytest.raises(BrokerAuthError) as held:
+            await gateway.auth.login()  # inside the wait: not sent
+        waits.append(held.value.message.split("tried in ")[1].split(" s")[0])
+        clock.offset += 60  # past any wait
+    assert sent_since(auth_sim, before, LOGIN) == 4
+    assert waits == ["1", "2", "4", "8"]
 
 
 async def test_right_credentials_log_in(make_client: MakeClient, auth_sim: BrokerSim) -> None:

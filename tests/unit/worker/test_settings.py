@@ -7,8 +7,9 @@ import socket
 
 import pytest
 
+from ow_core.urls import mask_url
 from worker.broker.retry import RetryPolicy
-from worker.settings import ConfigError, Secret, Settings, mask_url
+from worker.settings import ConfigError, Secret, Settings
 
 API_KEY = "sk-settings-API-KEY-77aa66bb"
 REDIS_PASSWORD = "hunter2-redis-pw"  # noqa: S105 (a fake, to detect leaks)
