@@ -130,8 +130,14 @@ class Executor:
         except InvalidOrder as error:
             result = build_result(decoded, picked, self._env, None, "rejected", error=error)
             # Leave the order's queue too, or later follow-ups of the order would wait on it.
+            # A request ID that is not a valid one is not kept as a key of ours: it may be
+            # one the worker reserves (the good-til-time cancel's "<id>:gtt").
             await self._finish(
-                result, decoded, entry.entry_id, order_queue=order_queue(decoded, self._keys)
+                result,
+                decoded,
+                entry.entry_id,
+                order_queue=order_queue(decoded, self._keys),
+                store=error.code != "invalid_request_id",
             )
             return
         await self.execute(intent, entry, picked)
@@ -217,10 +223,12 @@ class Executor:
             message=f"{conflict.problem}; not sent",
             order_exists=False if isinstance(intent, PlaceOrder) else None,
         )
-        # The result is not kept where a conflicting value sits (the finish skips it).
+        # The refusal is the request's one result, kept like any other, unless the conflict
+        # is its result key itself (that value is neither overwritten nor sent as ours).
+        store = conflict.key != self._keys.result(intent.request_id)
         if entry is None:
             log.error("scheduled %s refused: %s", intent.request_id, conflict.problem)
-            await self._finish(result, intent, None, order_queue=queue)
+            await self._finish(result, intent, None, order_queue=queue, store=store)
             return
         await self._dead_letter(
             entry,
@@ -229,6 +237,7 @@ class Executor:
             reply_to=intent.reply_to,
             request_id=intent.request_id,
             queue=queue,
+            store=store,
         )
 
     async def give_up(self, entry: Entry, reason: str) -> None:
@@ -375,10 +384,15 @@ class Executor:
         entry_id: str | None,
         *,
         order_queue: str | None = None,
+        store: bool = True,
     ) -> None:
         written = await self._write(
             lambda: self._ledger.finish(
-                result, entry_id=entry_id, reply_to=intent.reply_to, order_queue=order_queue
+                result,
+                entry_id=entry_id,
+                reply_to=intent.reply_to,
+                order_queue=order_queue,
+                store=store,
             )
         )
         if written:

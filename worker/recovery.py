@@ -123,10 +123,15 @@ class Recovery:
         async with self._redis.pipeline(transaction=True) as pipe:
             # IDLE sets how long the entry has gone untouched; JUSTID leaves its delivery
             # count alone (it was not delivered again).
-            pipe.execute_command(
-                "XCLAIM", self._keys.intents, self._keys.group, self._name, 0, *ids,
-                "IDLE", self._claim_idle_ms + 1, "JUSTID",
-            )  # fmt: skip
+            pipe.xclaim(
+                self._keys.intents,
+                self._keys.group,
+                self._name,
+                min_idle_time=0,
+                message_ids=ids,
+                idle=self._claim_idle_ms + 1,
+                justid=True,
+            )
             pipe.sadd(self._keys.handed_back, *ids)
             pipe.expire(self._keys.handed_back, 3600)
             await pipe.execute()

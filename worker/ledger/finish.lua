@@ -42,7 +42,9 @@ if args.entry_id ~= '' and redis.call('XACK', intents, args.group, args.entry_id
   if held then redis.call('DEL', lease_key) end
   return answer(false)
 end
-local stored = can_store and redis.call('GET', result_key)
+-- The stored result is what every delivery is answered with, except for an entry whose
+-- request ID is not to be trusted (store false): it gets its own answer only.
+local stored = can_store and args.store and redis.call('GET', result_key)
 if not stored then
   stored = result
   if can_store and args.store then redis.call('SET', result_key, stored, 'EX', args.ttl_s) end

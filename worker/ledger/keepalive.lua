@@ -11,7 +11,10 @@ local args = cjson.decode(ARGV[1])
 local lost = {}
 for _, item in ipairs(args.running) do
   local id, lease, owner = item[1], item[2], item[3]
-  if #redis.call('XPENDING', intents, args.group, id, id, 1, args.consumer) > 0 then
+  -- pcall: with the group gone (a Redis restarted empty) there is nothing to reset; the
+  -- read loop creates the group again.
+  local pending = redis.pcall('XPENDING', intents, args.group, id, id, 1, args.consumer)
+  if type(pending) == 'table' and not pending.err and #pending > 0 then
     redis.call('XCLAIM', intents, args.group, args.consumer, 0, id, 'JUSTID')
   end
   if lease ~= '' and not wrong_type(lease, 'string') then

@@ -356,3 +356,53 @@ async def test_keepalive_does_not_take_an_entry_pending_on_another_consumer(
 
 async def test_keepalive_of_nothing_is_a_no_op(ledger: Ledger) -> None:
     assert await ledger.keepalive([]) == set()
+
+
+# --- keys of the wrong type: a script checks before its first write -----------------------
+
+
+async def test_finish_skips_a_reply_stream_that_is_not_a_stream_and_does_the_rest(
+    redis: Any, ledger: Ledger
+) -> None:
+    entry_id = await one_entry(redis)
+    await ledger.claim("req-1", entry_id)
+    await redis.set(REPLY, b"not a stream")
+    assert await ledger.finish(result(order_id=5), entry_id=entry_id, reply_to=REPLY)
+    assert await redis.get(REPLY) == b"not a stream"
+    stored = await ledger.stored_result("req-1")
+    assert stored is not None
+    assert stored.order_id == 5
+    assert await pending_ids(redis, KEYS) == []
+    assert not await redis.exists(KEYS.lease("req-1"))
+
+
+async def test_finish_skips_a_dead_letter_stream_that_is_not_a_stream(
+    redis: Any, ledger: Ledger
+) -> None:
+    entry_id = await one_entry(redis)
+    await redis.set(KEYS.dead_letters, b"x")
+    record = DeadLetter(entry_id=entry_id, reason="test")
+    assert await ledger.finish(
+        result(), entry_id=entry_id, reply_to=REPLY, dead_letter=record, store=False
+    )
+    assert await redis.get(KEYS.dead_letters) == b"x"
+    assert await pending_ids(redis, KEYS) == []
+    assert len(await replies(redis, REPLY)) == 1
+
+
+async def test_keepalive_and_release_leave_a_lease_key_of_another_type_alone(
+    redis: Any, ledger: Ledger
+) -> None:
+    entry_id = await one_entry(redis)
+    await redis.rpush(KEYS.lease("req-1"), b"x")
+    running = Running(entry_id, KEYS.lease("req-1"), ledger.owner(entry_id))
+    assert await ledger.keepalive([running]) == set()
+    await ledger.release("req-1", entry_id)
+    assert await redis.lrange(KEYS.lease("req-1"), 0, -1) == [b"x"]
+
+
+async def test_keepalive_without_the_group_does_not_fail(redis: Any, ledger: Ledger) -> None:
+    """A Redis restarted empty has lost the group: the read loop creates it again, and
+    keeping alive meanwhile is simply a no-op."""
+    running = Running("1-0", KEYS.lease("req-1"), ledger.owner("1-0"))
+    assert await ledger.keepalive([running]) == set()
