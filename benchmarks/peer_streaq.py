@@ -65,7 +65,8 @@ worker: Worker[Context] = Worker(
 
 async def place_order(tag: str) -> dict[str, Any]:
     """The task: one bracketed market order at the broker."""
-    return await worker.context.gateway.place(tag)
+    gateway: PeerGateway = worker.context.gateway
+    return await gateway.place(tag)
 
 
 place = worker.task(max_tries=1)(place_order)
