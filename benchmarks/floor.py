@@ -83,10 +83,10 @@ async def respond(url: str) -> None:
         for _stream, entries in reply or ():
             pipe = redis.pipeline(transaction=False)
             for entry_id, fields in entries:
-                answer = {b"r": fields[b"d"]}
+                answer: dict[Any, Any] = {b"r": fields[b"d"]}
                 if b"i" in fields:  # a throughput request: echo its ID
                     answer[b"i"] = fields[b"i"]
-                pipe.xadd(fields[b"reply_to"], answer)  # type: ignore[arg-type]
+                pipe.xadd(fields[b"reply_to"], answer)
                 pipe.xack(REQUESTS, GROUP, entry_id)
             await pipe.execute()
     await redis.aclose()
@@ -144,7 +144,8 @@ async def blast(url: str, concurrency: int, duration: float) -> dict[str, Any]:
     async def one() -> bool:
         key = str(next(ids)).encode()
         future = waiting[key] = loop.create_future()
-        await redis.xadd(REQUESTS, {**fields, b"i": key})  # type: ignore[dict-item]
+        tagged: dict[Any, Any] = {**fields, b"i": key}
+        await redis.xadd(REQUESTS, tagged)
         try:
             await asyncio.wait_for(future, _ANSWER_TIMEOUT_S)
         except TimeoutError:
