@@ -33,27 +33,45 @@ from benchmarks.targets import evaluate
 DEFAULT_OUT = Path(__file__).parent / "results"
 
 _EPILOG = """\
-scenarios, in order:
-  1 floor       bare Python XADD -> XREADGROUP -> XADD reply + XACK -> XREAD loop
+scenarios, in order (names for --only):
+  1 floor       bare Python XADD -> XREADGROUP -> XADD reply + XACK -> XREAD loop,
+                one at a time and with as many in flight as the throughput runs
   2 ours        OrderClient -> Redis -> one worker -> simulator, one intent at a time
   3 direct      the same calls straight to the simulator on one aiohttp session
   4 arq         arq as a plain job queue: default settings, then 1 ms polling
   5 throughput  1 and 2 workers at zero broker latency; in-flight bounds at 20 ms
   6 soak        worker RSS draining a backlog, and over a long run
+  7 peers       the same place through streaq and taskiq (skipped when not installed)
+  8 burst       new orders at once into the gateway's 200 / 60 s, default budget
+  9 sustained   orders offered at the limit's rate for 3 windows: requests per window
+ 10 requests    broker requests per new order, without and with a risk limit
 
 outputs (in --out): results.json (every figure, with samples), results.md (tables:
 figures, targets met / not met, intents sent and answered), results.png (plots);
-process logs of the latest run go to <out>/tmp/logs/. A quick run takes under a
-minute, a full one under ten.
-Needs redis-server on PATH and the test extra installed (pip install -e '.[test]').
+process logs of the latest run go to <out>/tmp/logs/, the taskiq peer's virtual
+environment to <out>/tmp/venvs/. A quick run takes under a minute (a scaled-down rate
+limit, no installs), a full one about ten.
+Needs redis-server on PATH and the test extra installed (pip install -e '.[test]');
+streaq comes with the bench extra (pip install -e '.[test,bench]').
 """
+
+
+def _names(text: str) -> frozenset[str]:
+    names = frozenset(part.strip() for part in text.split(",") if part.strip())
+    known = {name for name, _, _ in SCENARIOS}
+    if not names or not names <= known:
+        raise argparse.ArgumentTypeError(
+            f"expected names among {', '.join(sorted(known))}; got {text!r}"
+        )
+    return names
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="Latency, throughput and memory of the order worker against the floor, "
-        "direct broker calls and arq, in one run (issue 5).",
+        "direct broker calls, arq, streaq and taskiq, and its behaviour at the gateway's "
+        "rate limit, in one run (issues 5 and 14).",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -61,6 +79,13 @@ def _parser() -> argparse.ArgumentParser:
         "--quick",
         action="store_true",
         help="small sample counts and a short soak (a smoke test; under a minute)",
+    )
+    parser.add_argument(
+        "--only",
+        type=_names,
+        metavar="NAME,...",
+        help=f"run only these scenarios ({', '.join(name for name, _, _ in SCENARIOS)}); "
+        "targets that need the others show as not measured",
     )
     parser.add_argument(
         "--out",
@@ -92,13 +117,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     try:
         with Bench.running(log_dir) as bench:
-            run_all(bench, sizes, results)
+            run_all(bench, sizes, results, args.only)
     except Exception:
         results.error = traceback.format_exc()
         progress(f"failed:\n{results.error}")
     results.duration_s = time.monotonic() - started
     results.targets = evaluate(results)
-    results.notes = standard_notes(results)
+    results.notes = [*standard_notes(results), *results.notes]
     write_json(results, out / "results.json")
     write_markdown(results, out / "results.md")
     write_plot(results, out / "results.png")

@@ -49,6 +49,21 @@ class Sizes:
     """Intents through one worker in the soak."""
     soak_sample_s: float
     """Seconds between RSS samples in the soak."""
+    peer_samples: int
+    peer_warmup: int
+    install_peers: bool
+    """Whether a peer that needs a virtual environment of its own may have it created
+    (pip, from the package index); a quick run only uses one already there."""
+    rate_limit: tuple[int, float] | None
+    """The limit of the rate-limit scenarios, (requests, seconds): None for the gateway's
+    200 / 60 s at the simulator and the worker's default budget; a quick run scales it
+    down and sets the worker's ``PROJECTX_RATE_LIMIT`` to match."""
+    burst: int
+    """New orders submitted at once into that limit."""
+    per_order: int
+    """New orders sent to count broker requests per order."""
+    stats_poll_s: float
+    """Seconds between reads of the simulator's counters in the sustained scenario."""
 
     def describe(self) -> dict[str, Any]:
         """The sizes as JSON."""
@@ -60,7 +75,7 @@ QUICK = Sizes(
     floor_warmup=50,
     sequential_samples=100,
     sequential_warmup=20,
-    arq_default_samples=3,
+    arq_default_samples=2,
     arq_default_warmup=0,
     arq_fast_samples=50,
     arq_fast_warmup=10,
@@ -69,9 +84,16 @@ QUICK = Sizes(
     window_s=1.0,
     bounds=(8, 64),
     broker_latency_ms=20,
-    backlog=2000,
-    soak=3000,
+    backlog=1000,
+    soak=2000,
     soak_sample_s=0.25,
+    peer_samples=20,
+    peer_warmup=5,
+    install_peers=False,
+    rate_limit=(20, 1.0),
+    burst=12,
+    per_order=10,
+    stats_poll_s=0.05,
 )
 FULL = Sizes(
     floor_samples=10_000,
@@ -90,6 +112,13 @@ FULL = Sizes(
     backlog=10_000,
     soak=100_000,
     soak_sample_s=1.0,
+    peer_samples=500,
+    peer_warmup=50,
+    install_peers=True,
+    rate_limit=None,
+    burst=120,
+    per_order=100,
+    stats_poll_s=0.1,
 )
 
 WORKER_ENV: Mapping[str, str] = {"WARM_SYMBOLS": "MNQ"}
@@ -153,18 +182,37 @@ class Bench:
             client.close()
         self.sim.reset()
 
-    def worker(self, name: str, **env: str) -> Process:
-        """Start ``order-worker run`` (``python -m worker run``) and wait until it consumes."""
+    @property
+    def venv_dir(self) -> Path:
+        """Where virtual environments of peers live (kept across runs, ignored by git)."""
+        return self.log_dir.parent / "venvs"
+
+    def worker(self, name: str, **env: str | None) -> Process:
+        """Start ``order-worker run`` (``python -m worker run``) and wait until it consumes.
+
+        A variable given as None is left unset, so the worker takes the product's default
+        (``PROJECTX_RATE_LIMIT=None``: the gateway's budget, not ``worker_env``'s off).
+        """
         unique = self._unique(name)
-        process = start_worker(
-            self.log_dir, worker_env(self.redis_url, self.broker_url, unique, {**WORKER_ENV, **env})
-        )
+        given = {k: v for k, v in env.items() if v is not None}
+        merged = worker_env(self.redis_url, self.broker_url, unique, {**WORKER_ENV, **given})
+        for key in (k for k, v in env.items() if v is None):
+            merged.pop(key, None)
+        process = start_worker(self.log_dir, merged)
         self.workers.append(process)
         return process
 
-    def loadgen(self, name: str, module: str, args: Sequence[str]) -> LoadGen:
+    def loadgen(
+        self,
+        name: str,
+        module: str,
+        args: Sequence[str],
+        *,
+        python: str = sys.executable,
+        env: Mapping[str, str] | None = None,
+    ) -> LoadGen:
         """Start ``python -m <module> <args>``; stopped with the scenario."""
-        gen = LoadGen(self._unique(name), module, args, self.log_dir)
+        gen = LoadGen(self._unique(name), module, args, self.log_dir, python=python, env=env)
         self.loadgens.append(gen)
         return gen
 

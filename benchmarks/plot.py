@@ -26,16 +26,21 @@ _CDF_LINES: Final = (
     ("ours.cancel", "ours: cancel", "--"),
     ("direct.place", "direct: place", "-"),
     ("arq_1ms.place", "arq 1 ms polling: place", "-"),
+    ("streaq.place", "streaq: place", "-."),
+    ("taskiq.place", "taskiq 1 ms polling: place", "-."),
 )
 
 
 def write_plot(results: Results, path: Path) -> None:
-    """Four panels: latency CDFs, intents/s vs workers, vs in-flight bound, RSS over time."""
-    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    """Six panels: latency CDFs, intents/s vs workers, vs in-flight bound, RSS over time,
+    the burst's answers over time and the sustained run's requests at the simulator."""
+    fig, axes = plt.subplots(3, 2, figsize=(13, 13))
     _latency_cdfs(axes[0][0], results)
     _vs_workers(axes[0][1], results)
     _vs_bound(axes[1][0], results)
     _rss(axes[1][1], results)
+    _burst(axes[2][0], results)
+    _sustained(axes[2][1], results)
     m = results.machine
     fig.suptitle(
         f"order-worker benchmarks ({results.mode}, {results.started_at}; "
@@ -58,7 +63,8 @@ def _latency_cdfs(ax: Any, results: Results) -> None:
     ax.set_ylabel("share of intents at or below")
     ax.set_title("Sequential latency, zero broker latency")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="lower right")
 
 
 def _vs_workers(ax: Any, results: Results) -> None:
@@ -101,4 +107,43 @@ def _rss(ax: Any, results: Results) -> None:
     ax.set_ylabel("worker RSS, MiB")
     ax.set_title("Worker memory")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+
+
+def _burst(ax: Any, results: Results) -> None:
+    points = results.curves.get("burst_answers", [])
+    if points:
+        ax.step([0.0] + [p[0] for p in points], [0] + [p[1] for p in points], where="post")
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("seconds since the orders were submitted")
+    ax.set_ylabel("orders answered")
+    ax.set_title("Burst into the rate limit")
+    ax.grid(True, alpha=0.3)
+
+
+def _sustained(ax: Any, results: Results) -> None:
+    points = results.curves.get("sustained_requests", [])
+    limit = results.curves.get("sustained_limit", [])
+    if points and limit:
+        window, requests = limit[0]
+        times = [p[0] for p in points]
+        totals = [p[1] for p in points]
+        ax.plot(times, totals, label="requests at the simulator")
+        # The most the limit allows by each time: one full window per window elapsed.
+        steps = int(max(times) // window) + 2
+        ax.step(
+            [k * window for k in range(steps)],
+            [(k + 1) * requests for k in range(steps)],
+            "k--",
+            where="post",
+            label=f"limit: {requests:.0f} per {window:g} s window",
+        )
+        ax.legend(fontsize=8)
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("seconds since the first order")
+    ax.set_ylabel("requests (running total)")
+    ax.set_title("Orders offered at the limit's rate")
+    ax.grid(True, alpha=0.3)

@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -39,7 +39,16 @@ class BenchError(RuntimeError):
 class LoadGen:
     """A running ``python -m benchmarks.<module>`` and its JSON lines."""
 
-    def __init__(self, name: str, module: str, args: Sequence[str], log_dir: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        module: str,
+        args: Sequence[str],
+        log_dir: Path,
+        *,
+        python: str = sys.executable,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         log_dir.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.log_path = log_dir / f"{name}.log"
@@ -47,8 +56,9 @@ class LoadGen:
         sink: IO[bytes] = self.log_path.open("ab")
         try:
             self.popen = subprocess.Popen(
-                [sys.executable, "-m", module, *args, "--result", str(self.result_path)],
+                [python, "-m", module, *args, "--result", str(self.result_path)],
                 stdin=subprocess.PIPE,
+                env=None if env is None else {**os.environ, **env},
                 stdout=subprocess.PIPE,
                 stderr=sink,
                 start_new_session=True,
@@ -207,3 +217,15 @@ def run(main: Coroutine[Any, Any, T]) -> T:
 def sleep_until(epoch: float) -> float:
     """Seconds to wait until a wall-clock time (0 when it has passed)."""
     return max(0.0, epoch - time.time())
+
+
+async def wait_for_go() -> float:
+    """Read ``go <epoch>`` from stdin (without blocking the event loop), then sleep until
+    that wall-clock time, so load generators started apart begin together; the epoch."""
+    line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    word, _, when = line.partition(" ")
+    if word != "go":
+        raise SystemExit(f"expected 'go <epoch>' on stdin, got {line!r}")
+    start_at = float(when)
+    await asyncio.sleep(sleep_until(start_at))
+    return start_at

@@ -67,13 +67,15 @@ class Count(msgspec.Struct, kw_only=True):
 
 
 class Target(msgspec.Struct, kw_only=True):
-    """One target of issue 5, judged against this run's figures."""
+    """One target (issues 5 and 14), judged against this run's figures."""
 
     target: str
     figure: str
     goal: str
     met: bool | None
     """None when the figure it needs was not measured."""
+    absolute: str = ""
+    """Issue 5's absolute goal and whether this run meets it: information, not judged."""
 
 
 class Results(msgspec.Struct, kw_only=True):
@@ -199,7 +201,10 @@ def standard_notes(results: Results) -> list[str]:
         f"{z.get('sequential_warmup')} warm-up rounds; arq default "
         f"{z.get('arq_default_samples')}, arq 1 ms {z.get('arq_fast_samples')} of each; "
         f"throughput windows of {z.get('window_s')} s; backlog {z.get('backlog')}; soak "
-        f"{z.get('soak')} intents.",
+        f"{z.get('soak')} intents; peers {z.get('peer_samples')} places after "
+        f"{z.get('peer_warmup')} warm-up; burst {z.get('burst')} orders, sustained 3 windows, "
+        f"{z.get('per_order')} orders for requests per order, at "
+        f"{_limit_text(z.get('rate_limit'))}.",
     ]
     if max(start, end) > cores / 2:
         notes.append(
@@ -207,6 +212,14 @@ def standard_notes(results: Results) -> list[str]:
             f"{end:.2f} at the end, on {cores} cores): expect noisy figures."
         )
     return notes
+
+
+def _limit_text(limit: object) -> str:
+    if isinstance(limit, list | tuple) and len(limit) == 2:
+        return (
+            f"{limit[0]} requests / {limit[1]:g} s (scaled down; the worker's budget set to match)"
+        )
+    return "the gateway's 200 requests / 60 s with the worker's default budget"
 
 
 def now_iso() -> str:
@@ -236,7 +249,9 @@ def write_json(results: Results, path: Path) -> None:
 def _number(value: float | None, unit: str = "") -> str:
     if value is None:
         return "-"
-    if unit in ("ms", "µs", "MB", "%", "ratio"):
+    if unit == "count":
+        text = f"{value:,.0f}"
+    elif unit in ("ms", "µs", "MB", "%", "ratio", "s", "requests"):
         text = f"{value:.2f}" if abs(value) < 1000 else f"{value:,.0f}"
     else:
         text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}"
@@ -274,10 +289,19 @@ def markdown(results: Results) -> str:
             _number(f.value, f.unit),
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "## Targets", "", "| target | figure | goal | met |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "## Targets",
+        "",
+        "Ratios to figures of this run (benchmarks/README.md says why and how each factor "
+        "was chosen); the last column is issue 5's absolute target, for information only.",
+        "",
+        "| target | figure | goal | met | issue 5's absolute target |",
+        "|---|---|---|---|---|",
+    ]
     for t in results.targets:
         verdict = "not measured" if t.met is None else ("met" if t.met else "**not met**")
-        lines.append(f"| {t.target} | {t.figure} | {t.goal} | {verdict} |")
+        lines.append(f"| {t.target} | {t.figure} | {t.goal} | {verdict} | {t.absolute} |")
     lines += [
         "",
         "## Intents sent and answered",

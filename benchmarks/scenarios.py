@@ -1,4 +1,5 @@
-"""The six scenarios of issue 5, each adding its figures and counts to ``Results``.
+"""Every scenario, each adding its figures and counts to ``Results``: issue 5's six here, the
+peers (``peers.py``) and the rate-limit scenarios (``limits.py``) in their own modules.
 
 Each scenario starts from a flushed Redis and a reset simulator, starts the processes it
 needs, lets its load generators warm up (their first rounds are not measured), and stops
@@ -10,12 +11,12 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from typing import Any, Final
 
 import redis
 
-from benchmarks import arq_baseline
+from benchmarks import arq_baseline, limits, peers
 from benchmarks.harness import Bench, Sizes, progress
 from benchmarks.procs import LoadGen, cpu_seconds, rss_mb
 from benchmarks.report import Results
@@ -74,7 +75,38 @@ def floor(bench: Bench, sizes: Sizes, results: Results) -> str:
         "(one pipeline) → XREAD BLOCK; redis.asyncio + hiredis on uvloop",
         answer["samples"],
     )
-    return f"p50 {_ms(results, figure.key)}, p99 {_ms(results, figure.key, 'p99')}"
+    rate = _floor_rate(bench, sizes, results)
+    return f"p50 {_ms(results, figure.key)}, p99 {_ms(results, figure.key, 'p99')}; {rate:,.0f}/s"
+
+
+def _floor_rate(bench: Bench, sizes: Sizes, results: Results) -> float:
+    """The floor's throughput, loaded as one worker is in scenario 5: the same producer
+    processes with the same calls in flight, for the same window, against one responder."""
+    args = ["requester", "--redis-url", bench.redis_url, "--concurrency", str(sizes.concurrency)]
+    gens = [
+        bench.loadgen(f"floor-blaster-{i + 1}", "benchmarks.floor", [*args, "--duration",
+                      str(sizes.window_s)])
+        for i in range(sizes.producers)
+    ]  # fmt: skip
+    for gen in gens:
+        gen.line(_START_TIMEOUT_S)  # warmed up
+    start_at = time.time() + 0.1
+    for gen in gens:
+        gen.send(f"go {start_at:.6f}")
+    answers = [gen.result(_timeout(0, 1.0) + sizes.window_s) for gen in gens]
+    for answer in answers:
+        results.count("1 floor, throughput").add(answer)
+    rate: float = sum(a["in_window"] for a in answers) / sizes.window_s
+    results.scalar(
+        "floor.rate",
+        "1 floor",
+        f"bare stream round trips/s, {sizes.producers} requester processes × "
+        f"{sizes.concurrency} in flight (as scenario 5 loads one worker), one responder",
+        rate,
+        "/s",
+    )
+    bench.stop_all()
+    return rate
 
 
 # --- 2-4. the same intents through ours, direct and arq ---------------------------------
@@ -445,20 +477,26 @@ def _growth(points: list[list[float]]) -> tuple[float, bool]:
     return growth, growth <= max(_FLAT_MB, _FLAT_SHARE * first)
 
 
-SCENARIOS: Final = (
-    ("floor", floor),
-    ("ours, sequential", ours),
-    ("direct", direct),
-    ("arq", arq),
-    ("throughput", throughput),
-    ("memory and soak", soak),
+SCENARIOS: Final[tuple[tuple[str, str, Callable[[Bench, Sizes, Results], str]], ...]] = (
+    ("floor", "floor", floor),
+    ("ours", "ours, sequential", ours),
+    ("direct", "direct", direct),
+    ("arq", "arq", arq),
+    ("throughput", "throughput", throughput),
+    ("soak", "memory and soak", soak),
+    ("peers", "peers", peers.peers),
+    ("burst", "burst at the rate limit", limits.burst),
+    ("sustained", "sustained at the rate limit", limits.sustained),
+    ("requests", "requests per new order", limits.per_order),
 )
+"""(name for ``--only``, title, scenario), in the order they run."""
 
 
-def run_all(bench: Bench, sizes: Sizes, results: Results) -> None:
-    """Every scenario in order, a progress line before and after each."""
-    for index, (name, scenario) in enumerate(SCENARIOS, start=1):
-        progress(f"{index}/{len(SCENARIOS)} {name}: starting")
+def run_all(bench: Bench, sizes: Sizes, results: Results, only: Set[str] | None = None) -> None:
+    """Every scenario (or those named in ``only``) in order, a progress line around each."""
+    chosen = [s for s in SCENARIOS if only is None or s[0] in only]
+    for index, (_, title, scenario) in enumerate(chosen, start=1):
+        progress(f"{index}/{len(chosen)} {title}: starting")
         started = time.monotonic()
         summary = scenario(bench, sizes, results)
-        progress(f"{index}/{len(SCENARIOS)} {name}: {summary} ({time.monotonic() - started:.1f} s)")
+        progress(f"{index}/{len(chosen)} {title}: {summary} ({time.monotonic() - started:.1f} s)")

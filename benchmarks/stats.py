@@ -6,6 +6,7 @@ the floor, the queue, the direct calls and arq.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 
@@ -69,3 +70,36 @@ def difference(minuends: Sequence[float], subtrahends: Sequence[float]) -> list[
     if len(minuends) != len(subtrahends):
         raise ValueError(f"lengths differ: {len(minuends)} and {len(subtrahends)}")
     return [a - b for a, b in zip(minuends, subtrahends, strict=True)]
+
+
+def window_counts(
+    readings: Sequence[tuple[float, float]], window: float, windows: int
+) -> tuple[list[float], float]:
+    """Counts per window from readings of a running total, ``(time, total)`` ascending.
+
+    Returns the count in each of ``windows`` consecutive windows from time 0, and the most
+    in any window of that length (sliding). Readings come only every so often, so both are
+    bounds from above: a window's count is taken from the last reading at or before its
+    start to the first at or after its end, and the sliding bound is off by at most what
+    two reading intervals hold. Readings must start before time 0 and before anything was
+    counted, so every window has a reading at or before its start.
+    """
+    if not readings:
+        return [0.0] * windows, 0.0
+    times = [t for t, _ in readings]
+    totals = [c for _, c in readings]
+
+    def at_or_before(moment: float) -> float:
+        return totals[max(0, bisect.bisect_right(times, moment) - 1)]
+
+    def at_or_after(moment: float) -> float:
+        return totals[min(len(totals) - 1, bisect.bisect_left(times, moment))]
+
+    fixed = [at_or_after((k + 1) * window) - at_or_before(k * window) for k in range(windows)]
+    # A window ending between readings i-1 and i holds at most total_i minus the last
+    # reading at or before (time_{i-1} - window).
+    sliding = max(
+        (totals[i] - at_or_before(times[i - 1] - window) for i in range(1, len(readings))),
+        default=0.0,
+    )
+    return fixed, sliding

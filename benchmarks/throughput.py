@@ -18,7 +18,6 @@ producer). The protocol with the harness, so several producers start together:
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -32,7 +31,7 @@ from benchmarks.procs import (
     own_cpu_seconds,
     redis_option,
     run,
-    sleep_until,
+    wait_for_go,
 )
 from benchmarks.workload import ACCOUNT, STOP_LOSS_TICKS, SYMBOL, TAKE_PROFIT_TICKS
 from producer.client import OrderClient
@@ -88,15 +87,6 @@ async def _lane(client: OrderClient, tally: Tally) -> None:
             tally.in_window += 1
 
 
-async def _go_signal() -> float:
-    """Wait for ``go <epoch>`` on stdin (without blocking the event loop)."""
-    line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-    word, _, when = line.partition(" ")
-    if word != "go":
-        raise SystemExit(f"expected 'go <epoch>' on stdin, got {line!r}")
-    return float(when)
-
-
 async def measure(
     redis_url: str, concurrency: int, duration: float | None, count: int | None, timeout: float
 ) -> dict[str, Any]:
@@ -104,8 +94,7 @@ async def measure(
     async with OrderClient(redis_url, account_id=ACCOUNT, timeout=timeout) as client:
         warm = await asyncio.gather(*(_place(client) for _ in range(concurrency)))
         emit({"ready": True, "warmup_unanswered": warm.count("no answer")})
-        start_at = await _go_signal()
-        await asyncio.sleep(sleep_until(start_at))
+        start_at = await wait_for_go()
         cpu_before = own_cpu_seconds()
         started = time.time()
         tally = Tally(count, None if duration is None else start_at + duration)

@@ -13,7 +13,7 @@ import argparse
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -112,6 +112,17 @@ async def run_sequential(driver: Driver, samples: int, warmup: int) -> dict[str,
             continue  # its placing failed (counted); nothing to modify or cancel
         await record.timed("modify", driver.modify(order_id, MODIFIED_PRICE), keep=keep)
         await record.timed("cancel", driver.cancel(order_id), keep=keep)
+    return record.as_json()
+
+
+async def run_places(
+    place: Callable[[], Awaitable[Outcome]], samples: int, warmup: int
+) -> dict[str, Any]:
+    """``warmup`` bracketed market orders unmeasured, then ``samples`` measured, one at a
+    time: the place round trip alone, for paths that have no modify or cancel (the peers)."""
+    record = Recorder.new()
+    for index in range(warmup + samples):
+        await record.timed("place", place(), keep=index >= warmup)
     return record.as_json()
 
 

@@ -14,7 +14,18 @@ from pathlib import Path
 import msgspec
 import pytest
 
-_SCENARIOS = ("1 floor", "2 ours", "3 direct", "4 arq", "5 throughput", "6 memory")
+_SCENARIOS = (
+    "1 floor",
+    "2 ours",
+    "3 direct",
+    "4 arq",
+    "5 throughput",
+    "6 memory",
+    "8 burst",
+    "9 sustained",
+    "10 requests",
+)
+"""Every scenario but the peers, which a quick run skips unless they are installed."""
 
 
 @pytest.mark.timeout(180)
@@ -40,6 +51,10 @@ def test_quick_run_completes_and_answers_every_intent(tmp_path: Path) -> None:
     for name, count in counts.items():
         assert count["sent"] > 0, name
         assert count["answered"] == count["sent"], f"{name}: {count}"
+    for peer in ("streaq", "taskiq"):
+        measured = f"7 peers, {peer}" in counts
+        noted = any(note.startswith(f"Peer {peer} not measured") for note in results["notes"])
+        assert measured or noted, f"{peer}: neither measured nor said why not"
     assert {"cores", "python", "platform"} <= results["machine"].keys()
     assert all(figure["what"] for figure in results["figures"])
     markdown = (out / "results.md").read_text()
