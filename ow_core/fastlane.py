@@ -84,7 +84,7 @@ class _Protocol(asyncio.Protocol):
             future, _ = self.waiting.popleft()
             if not future.done():
                 if isinstance(reply, redis.exceptions.ResponseError):
-                    future.set_exception(reply)
+                    future.set_exception(_as_redis_py_would(reply))
                 else:
                     future.set_result(reply)
 
@@ -207,3 +207,12 @@ class FastLane:
             self._watchdog = loop.call_later(1.0, check)
 
         self._watchdog = loop.call_later(1.0, check)
+
+
+def _as_redis_py_would(error: redis.exceptions.ResponseError) -> Exception:
+    """A Redis that restarts answers ``LOADING`` until its data is read back: redis-py
+    raises that as ``BusyLoadingError`` (a ConnectionError: an outage to ride out)."""
+    text = str(error)
+    if text.startswith("LOADING"):
+        return redis.exceptions.BusyLoadingError(text)
+    return error
