@@ -109,6 +109,54 @@ class Keys:
         """Contracts of new orders in flight on an account and contract (for the risk check)."""
         return f"{self.prefix}:risk:inflight:{account_id}:{contract_id}"
 
+    # --- per account: the mirror and its events (one hash tag per account, so they share a
+    # Redis Cluster slot) ---------------------------------------------------------------
+
+    def _account(self, account_id: int, what: str) -> str:
+        return f"{self.prefix}:acct:{{{account_id}}}:{what}"
+
+    def mirror_orders(self, account_id: int) -> str:
+        """Today's orders of an account (order ID -> its latest ``OrderUpdate``)."""
+        return self._account(account_id, "orders")
+
+    def mirror_open(self, account_id: int) -> str:
+        """An account's working orders only (order ID -> ``OrderUpdate``), for the risk
+        check and ``open_orders()`` to read without today's whole list."""
+        return self._account(account_id, "open")
+
+    def mirror_unseen(self, account_id: int) -> str:
+        """New orders the broker accepted that the mirror has not seen yet (order ID ->
+        ``<contract>|<signed size>|<epoch ms>``): the risk check counts them meanwhile."""
+        return self._account(account_id, "unseen")
+
+    def mirror_positions(self, account_id: int) -> str:
+        """An account's open positions (contract ID -> ``PositionUpdate``)."""
+        return self._account(account_id, "positions")
+
+    def mirror_trades(self, account_id: int) -> str:
+        """An account's recent trades (trade ID -> ``TradeUpdate``)."""
+        return self._account(account_id, "trades")
+
+    def mirror_account(self, account_id: int) -> str:
+        """The account itself (one field, ``account``: its ``AccountUpdate``)."""
+        return self._account(account_id, "account")
+
+    def mirror_meta(self, account_id: int) -> str:
+        """What the mirror has seen of each thing: ``<at>|<identity>`` (for dedup)."""
+        return self._account(account_id, "meta")
+
+    def mirror_synced(self, account_id: int) -> str:
+        """Set while the mirror is kept live by a leader (epoch ms of its last proof)."""
+        return self._account(account_id, "synced")
+
+    def events(self, account_id: int) -> str:
+        """Every change of an account, in order (a stream of ``producer.events``)."""
+        return self._account(account_id, "events")
+
+    def leader(self, role: str) -> str:
+        """The lease of the one worker holding a hub connection for the login."""
+        return f"{self.prefix}:leader:{role}"
+
     def order_queue(self, account_id: int, order_id: int) -> str:
         """Follow-up intents (modify, cancel) of one order, in submission order."""
         return f"{self.prefix}:orderq:{account_id}:{order_id}"

@@ -46,3 +46,10 @@ def broker_tag(custom_tag: str | None, request_id: str, max_len: int) -> str:
     if room <= 0:
         return key
     return f"{custom_tag[:room]}{_SEPARATOR}{key}"
+
+
+def plain_key_of(tag: str | None) -> str | None:
+    """The request key at the end of a broker tag, which is the request ID itself when
+    that was plain. A digest looks the same, so a caller checks such a request exists."""
+    key = (tag or "").rpartition(_SEPARATOR)[2]
+    return key if _PLAIN_ID.match(key) else None

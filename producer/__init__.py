@@ -23,24 +23,34 @@ from producer.errors import (
     QueueUnavailable,
     ResultTimeout,
 )
+from producer.events import AccountUpdate, Event, OrderUpdate, Position, PositionUpdate, TradeUpdate
 from producer.intents import new_request_id
+from producer.lifecycle import OrderEnded, WaitTimeout
 from producer.replay import IntentLog, read_intents, record_stream, replay
 
 __all__ = [
+    "AccountUpdate",
     "CancelOrder",
     "ClientClosed",
+    "Event",
     "Intent",
     "IntentLog",
     "InvalidConfig",
     "InvalidOrder",
     "ModifyOrder",
     "OrderClient",
+    "OrderEnded",
     "OrderError",
     "OrderResult",
+    "OrderUpdate",
     "PlaceOrder",
+    "Position",
+    "PositionUpdate",
     "QueueRefused",
     "QueueUnavailable",
     "ResultTimeout",
+    "TradeUpdate",
+    "WaitTimeout",
     "new_request_id",
     "read_intents",
     "record_stream",

@@ -13,10 +13,11 @@ import contextlib
 import logging
 import secrets
 import time
+from collections.abc import AsyncGenerator, Awaitable, Iterable
 from importlib.resources import files
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Self, Unpack
+from typing import Final, Self, TypeVar, Unpack
 
 import msgspec
 import redis.exceptions
@@ -48,12 +49,15 @@ from producer.errors import (
     QueueUnavailable,
     ResultTimeout,
 )
+from producer.events import AccountUpdate, Event, OrderUpdate, Position
 from producer.intents import CallOptions, ModifyOptions, Origin, PlaceOptions, new_request_id
+from producer.lifecycle import Lifecycle
 from producer.replay import IntentLog
 from producer.replies import READ_BLOCK_MS, Replies
 from producer.validation import check_account_id, check_timeout, validate_intent
 
 log = logging.getLogger("producer.client")
+T = TypeVar("T")
 
 _EXPIRY_GRACE_S: Final = 1.0
 # A follow-up (modify, cancel) is queued under its order in the same step as it is added to
@@ -303,6 +307,66 @@ class OrderClient:
                 return None
         finally:
             self._replies.forget(request_id)
+
+    # --- after "accepted": the lifecycle, from the fleet's mirror (no broker request) --------
+
+    async def events(
+        self, account_id: int | None = None, *, since: str | None = None
+    ) -> AsyncGenerator[Event, None]:
+        """Every change of the account, as it happens: ``OrderUpdate``, ``TradeUpdate``,
+        ``PositionUpdate``, ``AccountUpdate``.
+
+        From now, or after ``since`` (an event's ``event_id``), so a strategy that stops
+        and starts again misses nothing the stream still holds (``EVENTS_RETENTION_S``).
+        """
+        lifecycle = self._lifecycle()
+        try:
+            async for event in lifecycle.events(self._origin.account(account_id), since):
+                yield event
+        except REDIS_ERRORS as error:
+            if not is_redis_down(error):
+                raise
+            raise self._unavailable(error) from None
+
+    async def wait_order(
+        self,
+        order_id: int,
+        *,
+        states: Iterable[str] = ("filled",),
+        account_id: int | None = None,
+        timeout: float | None = None,
+    ) -> OrderUpdate:
+        """The order's ``OrderUpdate`` once it is in one of ``states`` (at once when it is
+        already: a fill can come before the call). ``OrderEnded`` when it ends in another
+        state (cancelled, rejected, expired), ``WaitTimeout`` after ``timeout``."""
+        limit = self._origin.lifetime(timeout)
+        return await self._read(
+            self._lifecycle().wait_order(self._origin.account(account_id), order_id, states, limit)
+        )
+
+    async def positions(self, account_id: int | None = None) -> list[Position]:
+        """The account's open positions (signed sizes), from the fleet's mirror."""
+        return await self._read(self._lifecycle().positions(self._origin.account(account_id)))
+
+    async def open_orders(self, account_id: int | None = None) -> list[OrderUpdate]:
+        """The account's working orders, bracket legs included, from the fleet's mirror."""
+        return await self._read(self._lifecycle().open_orders(self._origin.account(account_id)))
+
+    async def account(self, account_id: int | None = None) -> AccountUpdate | None:
+        """The account's balance, right to trade and today's realized P&L (None until the
+        fleet has mirrored it)."""
+        return await self._read(self._lifecycle().account(self._origin.account(account_id)))
+
+    def _lifecycle(self) -> Lifecycle:
+        return Lifecycle(self._connected(), self.keys)
+
+    async def _read(self, read: Awaitable[T]) -> T:
+        try:
+            return await read
+        except REDIS_ERRORS as error:
+            if not is_redis_down(error):
+                raise
+            raise self._unavailable(error) from None
 
     async def _call(self, intent: Intent, options: CallOptions) -> OrderResult:
         request_id = await self.submit(intent)

@@ -118,6 +118,10 @@ class Origin:
             "deadline": created + int(limit * 1000),
         }
 
+    def account(self, account_id: int | None) -> int:
+        """The account a call is for: its own, else the client's."""
+        return self._account(account_id)
+
     def _account(self, account_id: int | None) -> int:
         chosen = self.account_id if account_id is None else account_id
         if chosen is None:

@@ -46,7 +46,10 @@ from worker.fleet.contracts import SharedContracts
 from worker.fleet.risk import RiskGate
 from worker.fleet.tokens import SharedTokens
 from worker.housekeeping import forget_idle_consumers, trim_intents
+from worker.hubs.leader import Leadership, Lease
 from worker.ledger import Ledger
+from worker.mirror.exposure import MirrorExposure
+from worker.mirror.listener import UserHub
 from worker.observe import Observer, Observers
 from worker.ops.health import HealthState
 from worker.ops.logs import LogObserver
@@ -173,6 +176,9 @@ async def startup(ctx: dict[str, Any]) -> None:
         stream_redis=redis, session=session, broker=broker, executor=executor, consumer=consumer
     )
     await warm_up(broker, settings)
+    if settings.user_hub:
+        ctx["user_hub"] = _user_hub(settings, broker, redis)
+        ctx["user_hub_task"] = asyncio.create_task(ctx["user_hub"].run(), name="user-hub-leader")
     # Everything made so far lives as long as the process: keep it out of the cyclic
     # garbage collector's scans, which otherwise pause the hot path now and then.
     gc.freeze()
@@ -190,6 +196,31 @@ async def _serve_metrics(
         raise ConfigError(f"METRICS_PORT {port} on {host} cannot be served: {error}") from None
     log.info("metrics on http://%s:%d/metrics", host, port)
     return runner
+
+
+def _user_hub(settings: Settings, broker: GatewayClient, redis: Redis) -> Leadership:
+    """The user hub's listener, run by whichever worker of the fleet holds its lease."""
+    risk = settings.risk
+    watches_loss = any(
+        limits.daily_loss_limit is not None for limits in (risk.default, *risk.accounts.values())
+    )
+    hub = UserHub(
+        broker,
+        redis,
+        settings.keys,
+        hub_url=f"{settings.hubs_url}/user",
+        market_url=f"{settings.hubs_url}/market",
+        accounts=settings.accounts,
+        ping_s=settings.hub_ping_s,
+        retention_s=settings.events_retention_s,
+        lane=FastLane(settings.redis_url),
+        loss_limit_of=(lambda a: risk.limits(a).daily_loss_limit) if watches_loss else None,
+        holder=settings.worker_name,
+    )
+    lease = Lease(
+        redis, settings.keys.leader("user"), settings.worker_name, ttl_ms=settings.leader_ttl_ms
+    )
+    return Leadership(lease, hub.run, what="user hub", try_s=settings.leader_ttl_ms / 3000)
 
 
 def _broker(
@@ -250,7 +281,15 @@ def _executor(
         ),
         schedule_cancel=schedule_cancel,
         track=track,
-        risk=None if settings.risk.empty else RiskGate(settings.risk, redis, settings.keys, broker),
+        risk=None
+        if settings.risk.empty
+        else RiskGate(
+            settings.risk,
+            redis,
+            settings.keys,
+            broker,
+            MirrorExposure(redis, settings.keys) if settings.user_hub else None,
+        ),
         observer=observer,
     )
 
@@ -276,6 +315,9 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     ``WORKER_DRAIN_TIMEOUT_S``, handing back and each closing step a second or two.
     """
     settings: Settings = ctx["settings"]
+    if "user_hub_task" in ctx:
+        await bounded(cancel_and_wait([ctx["user_hub_task"]]), _ARQ_STEP_S, "user hub")
+        await bounded(ctx["user_hub"].stop(), _ARQ_STEP_S, "user hub lease")
     consumer: Consumer | None = ctx.get("consumer")
     if consumer is not None:
         await bounded(

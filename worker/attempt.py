@@ -37,6 +37,10 @@ _STATES: Final[dict[int, OrderState]] = {
     OrderStatus.CANCELLED: "cancelled",
     OrderStatus.EXPIRED: "expired",
     OrderStatus.REJECTED: "rejected",
+    # The result's states predate these two (an older producer could not read a new
+    # name): a bracket leg waiting for its entry is pending, a cancel under way is open.
+    OrderStatus.SUSPENDED: "pending",
+    OrderStatus.PENDING_CANCELLATION: "open",
 }
 
 

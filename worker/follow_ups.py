@@ -25,7 +25,7 @@ from worker.broker.models import Order, OrderStatus
 from worker.fleet.risk import RiskGate
 
 FollowUp = ModifyOrder | CancelOrder
-_LIVE = (OrderStatus.OPEN, OrderStatus.PENDING)
+_LIVE = (OrderStatus.OPEN, OrderStatus.PENDING, OrderStatus.SUSPENDED)
 
 
 class FollowUps:

@@ -73,11 +73,13 @@ class Placer:
                     reservation = await self._risk.admit(intent, attempt.stats)
             except (InvalidOrder, BrokerError) as error:
                 return attempt.ended_by(error, order_exists=False)
+        result: OrderResult | None = None
         try:
-            return await self._drive(attempt, intent)
+            result = await self._drive(attempt, intent)
+            return result
         finally:
             if self._risk is not None:
-                await self._risk.release(reservation)
+                await self._risk.release(reservation, None if result is None else result.order_id)
 
     def tag_of(self, intent: PlaceOrder) -> str:
         """The order's ``customTag`` at the broker."""

@@ -15,10 +15,12 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Final, TypeVar
+from urllib.parse import urlsplit
 
 from ow_core.keys import DEFAULT_PREFIX, Keys
 from ow_core.urls import DEFAULT_REDIS_URL, check_redis_url, mask_url
-from producer.errors import OrderError
+from producer.errors import InvalidOrder, OrderError
+from producer.validation import check_account_id
 from worker.broker.retry import RetryPolicy
 from worker.fleet.budget import RateLimit
 from worker.fleet.risk import RiskConfig, RiskLimits
@@ -31,7 +33,7 @@ DEFAULT_RATE_LIMIT: Final[RateLimit | None] = RateLimit(200, 60.0)
 # Variables of these families are ours: one that no setting reads is a mistake to report.
 _PREFIXES: Final = (
     "WORKER_", "PROJECTX_", "RISK_", "BROKER_", "ORDER_", "RESULT_", "REPLY_", "INTENTS_",
-    "TOKEN_", "CONTRACT_", "METRICS_", "HEALTH_", "RESOLVE_", "WARM_",
+    "TOKEN_", "CONTRACT_", "METRICS_", "HEALTH_", "RESOLVE_", "WARM_", "LEADER_", "EVENTS_",
 )  # fmt: skip
 
 
@@ -100,8 +102,27 @@ class Settings:
     metrics_host: str = "127.0.0.1"
     health_max_outage_s: float = 30.0
     log_format: str = "auto"
+    user_hub: bool = True
+    hub_url: str = ""
+    """The hubs' base URL ('' derives it from the gateway's: rtc.topstepx.com for
+    api.topstepx.com, else the gateway's own host, as the simulator serves them)."""
+    accounts: tuple[int, ...] = ()
+    """The accounts whose lifecycle the fleet mirrors (empty: every one the login sees)."""
+    leader_ttl_ms: int = 3000
+    events_retention_s: int = 86_400
+    hub_ping_s: float = 10.0
     unknown_variables: tuple[str, ...] = ()
     """Variables with one of our prefixes that no setting reads (warned about at start)."""
+
+    @property
+    def hubs_url(self) -> str:
+        """Where the real-time hubs are (``<this>/user``, ``<this>/market``)."""
+        if self.hub_url:
+            return self.hub_url
+        parts = urlsplit(self.base_url)
+        if parts.hostname == "api.topstepx.com":
+            return "https://rtc.topstepx.com/hubs"
+        return f"{self.base_url.rstrip('/')}/hubs"
 
     @property
     def keys(self) -> Keys:
@@ -159,6 +180,12 @@ class Settings:
             metrics_port=reader.optional_integer("METRICS_PORT", high=65535),
             metrics_host=reader.text("METRICS_HOST", d.metrics_host),
             health_max_outage_s=reader.real("HEALTH_MAX_OUTAGE_S", d.health_max_outage_s, low=1),
+            user_hub=reader.switch("PROJECTX_USER_HUB", d.user_hub),
+            hub_url=reader.text("PROJECTX_HUB_URL", d.hub_url).rstrip("/"),
+            accounts=reader.parsed("PROJECTX_ACCOUNTS", d.accounts, _account_list),
+            leader_ttl_ms=reader.integer("LEADER_TTL_MS", d.leader_ttl_ms, low=500),
+            events_retention_s=reader.integer("EVENTS_RETENTION_S", d.events_retention_s, low=60),
+            hub_ping_s=reader.real("PROJECTX_HUB_PING_S", d.hub_ping_s, low=1),
             log_format=reader.choice("LOG_FORMAT", "AUTO", ("AUTO", "JSON", "TEXT")).lower(),
             log_level=reader.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
         )
@@ -209,6 +236,14 @@ def _check(settings: Settings) -> None:
         )
 
 
+def _account_list(text: str) -> tuple[int, ...]:
+    try:
+        accounts = tuple(check_account_id(int(part)) for part in text.split(",") if part.strip())
+    except (ValueError, InvalidOrder):
+        raise ValueError("expected comma-separated account IDs such as 12345678,12345679") from None
+    return accounts
+
+
 def _risk_from_env(reader: _Reader) -> RiskLimits:
     """Limits for every account from RISK_* variables (a RISK_CONFIG file can refine them)."""
     symbols = reader.text("RISK_ALLOWED_SYMBOLS", "")
@@ -217,6 +252,7 @@ def _risk_from_env(reader: _Reader) -> RiskLimits:
         max_position=reader.optional_integer("RISK_MAX_POSITION"),
         allowed_symbols=[s.strip().upper() for s in symbols.split(",") if s.strip()] or None,
         max_new_orders_per_minute=reader.optional_integer("RISK_MAX_NEW_ORDERS_PER_MINUTE"),
+        daily_loss_limit=reader.optional_real("RISK_DAILY_LOSS_LIMIT"),
     )
 
 
@@ -258,6 +294,14 @@ class _Reader:
                 found.append(f"{name} (did you mean {close[0]}?)" if close else name)
         return tuple(found)
 
+    def optional_real(self, name: str) -> float | None:
+        if not self.raw(name).strip():
+            return None
+        value = self.real(name, 0.0, low=0.0)
+        if value <= 0:
+            raise ConfigError(f"{name} must be > 0, got {value:g}")
+        return value
+
     def real(self, name: str, default: float, *, low: float) -> float:
         value = self.parsed(name, default, float)
         if not math.isfinite(value) or value < low:
@@ -272,6 +316,16 @@ class _Reader:
             return parse(raw)
         except ValueError as error:
             raise ConfigError(f"{name}: cannot read {raw!r} ({error})") from None
+
+    def switch(self, name: str, default: bool) -> bool:
+        value = self.raw(name).strip().lower()
+        if not value:
+            return default
+        if value in ("on", "true", "yes", "1"):
+            return True
+        if value in ("off", "false", "no", "0"):
+            return False
+        raise ConfigError(f"{name} must be on or off, got {value!r}")
 
     def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
         value = self.raw(name).strip().upper() or default

@@ -54,6 +54,9 @@ from worker.broker.models import (
     SearchOrderResponse,
     SearchPositionRequest,
     SearchPositionResponse,
+    SearchTradeRequest,
+    SearchTradeResponse,
+    Trade,
 )
 from worker.broker.retry import RetryPolicy, Sleep
 from worker.broker.transport import Budget, CallStats, Transport, before_sending
@@ -342,6 +345,31 @@ class GatewayClient:
             deadline=deadline,
         )
         return answer.orders or []
+
+    async def search_trades(
+        self,
+        account_id: int,
+        start: datetime,
+        end: datetime | None = None,
+        *,
+        stats: CallStats | None = None,
+        deadline: float | None = None,
+    ) -> list[Trade]:
+        """POST /api/Trade/search (§6.4): the account's fills in [start, end or now]."""
+        request = SearchTradeRequest(
+            account_id=check_account_id(account_id),
+            start_timestamp=iso(start),
+            end_timestamp=None if end is None else iso(end),
+        )
+        answer = await self.transport.call(
+            "/api/Trade/search",
+            request,
+            SearchTradeResponse,
+            idempotent=True,
+            stats=stats,
+            deadline=deadline,
+        )
+        return answer.trades or []
 
     async def search_open_positions(
         self, account_id: int, *, stats: CallStats | None = None, deadline: float | None = None

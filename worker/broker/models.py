@@ -35,7 +35,7 @@ class OrderSide(IntEnum):
 
 
 class OrderStatus(IntEnum):
-    """docs/gateway.md §5.1."""
+    """docs/gateway.md §5.1 (7 and 8 from the newer spec, see simulator/README.md)."""
 
     NONE = 0
     OPEN = 1
@@ -44,6 +44,8 @@ class OrderStatus(IntEnum):
     EXPIRED = 4
     REJECTED = 5
     PENDING = 6
+    PENDING_CANCELLATION = 7
+    SUSPENDED = 8
 
 
 class _Wire(msgspec.Struct, rename="camel", kw_only=True, frozen=True):
@@ -261,6 +263,36 @@ class SearchPositionResponse(Envelope, frozen=True, kw_only=True):
     """§6.1."""
 
     positions: list[Position] | None = None
+
+
+class SearchTradeRequest(_Wire, frozen=True, kw_only=True):
+    """POST /api/Trade/search (§6.4): ISO 8601 timestamps."""
+
+    account_id: int
+    start_timestamp: str
+    end_timestamp: str | None = None
+
+
+class Trade(_Wire, frozen=True, kw_only=True):
+    """§6.4 HalfTradeModel: one fill. ``profit_and_loss`` is None for an opening half-turn."""
+
+    id: int
+    account_id: int
+    contract_id: str
+    creation_timestamp: str
+    price: float
+    profit_and_loss: float | None = None
+    fees: float = 0.0
+    side: int
+    size: int
+    voided: bool = False
+    order_id: int
+
+
+class SearchTradeResponse(Envelope, frozen=True, kw_only=True):
+    """§6.4."""
+
+    trades: list[Trade] | None = None
 
 
 class ProblemDetails(msgspec.Struct, frozen=True):

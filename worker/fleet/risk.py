@@ -33,9 +33,11 @@ from producer.errors import InvalidOrder
 from worker.broker.client import GatewayClient
 from worker.broker.models import OrderSide
 from worker.broker.transport import CallStats
+from worker.mirror.exposure import MirrorExposure
 
 # A limit of 0 or less would refuse everything: the file says so rather than take it.
 Positive = Annotated[int, msgspec.Meta(ge=1)]
+Dollars = Annotated[float, msgspec.Meta(gt=0)]
 
 
 class RiskRejected(InvalidOrder):
@@ -55,6 +57,9 @@ class RiskLimits(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_d
     in flight through the fleet."""
     allowed_symbols: list[str] | None = None
     max_new_orders_per_minute: Positive | None = None
+    daily_loss_limit: Dollars | None = None
+    """Dollars an account may lose in a trading day (realized less fees, plus open P&L at
+    the last price) before the fleet halts its new orders (``worker/mirror/guard.py``)."""
 
     def over(self, other: RiskLimits) -> RiskLimits:
         """These limits, with ``other``'s where these set none."""
@@ -143,16 +148,30 @@ class Reservation:
 
     key: str
     quantity: int
+    account_id: int
+    contract_id: str
 
 
 class RiskGate:
-    """Applies the configured limits to new orders and modifies."""
+    """Applies the configured limits to new orders and modifies.
 
-    def __init__(self, config: RiskConfig, redis: Redis, keys: Keys, broker: GatewayClient) -> None:
+    The position and working orders come from the account's mirror while a leader keeps it
+    live (no broker request), else from the broker (two requests).
+    """
+
+    def __init__(
+        self,
+        config: RiskConfig,
+        redis: Redis,
+        keys: Keys,
+        broker: GatewayClient,
+        mirror: MirrorExposure | None = None,
+    ) -> None:
         self._config = config
         self._redis = redis
         self._keys = keys
         self._broker = broker
+        self._mirror = mirror
 
     async def admit(self, intent: PlaceOrder | ModifyOrder, stats: CallStats) -> Reservation | None:
         """Raise ``RiskRejected`` on a breach; a new order may hold a reservation, which
@@ -169,10 +188,16 @@ class RiskGate:
             return await self._reserve(intent, limits.max_position, stats)
         return None
 
-    async def release(self, reservation: Reservation | None) -> None:
-        """Give back a new order's in-flight exposure."""
-        if reservation is not None:
-            await self._redis.decrby(reservation.key, reservation.quantity)
+    async def release(self, reservation: Reservation | None, order_id: int | None = None) -> None:
+        """Give back a new order's in-flight exposure; an order the broker accepted
+        (``order_id``) stays counted until the mirror shows it."""
+        if reservation is None:
+            return
+        if order_id is not None and self._mirror is not None:
+            await self._mirror.accepted(
+                reservation.account_id, order_id, reservation.contract_id, reservation.quantity
+            )
+        await self._redis.decrby(reservation.key, reservation.quantity)
 
     async def _count_order(self, intent: PlaceOrder, limit: int) -> None:
         key = self._keys.orders_per_minute(intent.account_id, int(time.time() // 60))
@@ -194,12 +219,25 @@ class RiskGate:
         # Reserve first, then look: two orders racing each other both see the other.
         in_flight = int(await self._redis.incrby(key, signed))
         await self._redis.expire(key, 3600)
-        reservation = Reservation(key, signed)
+        reservation = Reservation(key, signed, intent.account_id, contract.contract_id)
         try:
-            position = await self._position(intent.account_id, contract.contract_id, stats)
-            working_buy, working_sell = await self._working(
-                intent.account_id, contract.contract_id, stats
+            seen = (
+                None
+                if self._mirror is None
+                else await self._mirror.of(intent.account_id, contract.contract_id)
             )
+            if seen is None:
+                position = await self._position(intent.account_id, contract.contract_id, stats)
+                working_buy, working_sell = await self._working(
+                    intent.account_id, contract.contract_id, stats
+                )
+            else:
+                position, working_buy, working_sell = (
+                    seen.position,
+                    seen.working_buy,
+                    seen.working_sell,
+                )
+                in_flight += seen.unseen
         except BaseException:
             await self.release(reservation)
             raise

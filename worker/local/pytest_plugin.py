@@ -68,6 +68,28 @@ class BrokerSim:
         """Clear orders, stats and faults (``POST /_sim/reset``)."""
         self._request("POST", "/_sim/reset", {})
 
+    def price(self, symbol: str) -> float:
+        """The symbol's last price (``GET /_sim/price``)."""
+        return float(self._request("GET", f"/_sim/price?symbol={symbol}")["lastPrice"])
+
+    def move_price(self, symbol: str, price: float, volume: int = 1) -> dict[str, Any]:
+        """Print a trade at ``price``: working orders meet the new market (fills, stops,
+        bracket legs), and the hubs push what changed (``POST /_sim/price``)."""
+        answer: dict[str, Any] = self._request(
+            "POST", "/_sim/price", {"symbol": symbol, "price": price, "volume": volume}
+        )
+        return answer
+
+    def hubs(self) -> dict[str, Any]:
+        """The open hub connections and their counters (``GET /_sim/hubs``)."""
+        answer: dict[str, Any] = self._request("GET", "/_sim/hubs")
+        return answer
+
+    def drop_hubs(self, hub: str | None = None) -> int:
+        """Close every hub connection (or every one of ``hub``) now; how many."""
+        body = {} if hub is None else {"hub": hub}
+        return int(self._request("POST", "/_sim/hubs/drop", body)["dropped"])
+
 
 @dataclass
 class WorkerStack:

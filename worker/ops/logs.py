@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from typing import Any, Final
@@ -17,6 +18,7 @@ from typing import Any, Final
 from producer.contract import OrderResult
 from worker.observe import Observer
 
+_TOKENS: Final = re.compile(r"(access_token=|Bearer )[^&\s'\"]+")
 _RESERVED: Final = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 outcomes = logging.getLogger("worker.outcome")
 
@@ -38,16 +40,38 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
+class RedactTokens(logging.Filter):
+    """Masks the session token wherever a hub URL carries it (``access_token=...``): the
+    SignalR and WebSocket libraries log the URLs they connect to."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if "access_token=" in text or "Bearer " in text:
+            record.msg = redact(text)
+            record.args = ()
+        return True
+
+
+def redact(text: str) -> str:
+    """``text`` with every token in it masked."""
+    return _TOKENS.sub(lambda m: f"{m.group(1)}***", text)
+
+
 def configure(level: str = "INFO", *, json_lines: bool | None = None) -> None:
     """Log to stderr: JSON lines when it is not a terminal (or when asked), else text."""
     as_json = not sys.stderr.isatty() if json_lines is None else json_lines
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactTokens())
     handler.setFormatter(
         JsonFormatter()
         if as_json
         else logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     )
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    # Their INFO lines are the connection's every state change (and URLs): ours say what
+    # matters, once.
+    for chatty in ("pysignalr", "websockets"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLevelName(level)))
     # Every record would otherwise ask the OS for the process and thread IDs: measurable
     # on the hot path (one outcome line per intent), and the formats here never show them.
     logging.logProcesses = False

@@ -10,11 +10,15 @@ import pytest
 
 from ow_core.keys import Keys
 from producer.contract import ModifyOrder, PlaceOrder
+from tests.unit.mirror.fakes import MNQ, gateway_order, gateway_position, symbols
 from tests.unit.worker.ledger_fakes import make_redis, order
 from worker.broker.client import GatewayClient
 from worker.broker.models import ContractInfo, OrderSide, Position
 from worker.broker.transport import CallStats
 from worker.fleet.risk import RiskConfig, RiskGate, RiskLimits, RiskRejected, check_static
+from worker.mirror import normalize
+from worker.mirror.exposure import UNSEEN_GRACE_MS, MirrorExposure, exposure_of
+from worker.mirror.store import MirrorStore
 
 KEYS = Keys("t")
 ACCOUNT = 12345678
@@ -138,3 +142,84 @@ async def test_a_modify_is_checked_for_size_only() -> None:
     with pytest.raises(RiskRejected):
         await risk.admit(modify, CallStats())
     assert broker.calls == []
+
+
+# --- from the mirror, while a leader keeps it live ------------------------------------------
+
+
+async def mirrored(redis: Any, *events: Any) -> None:
+    store = MirrorStore(redis, KEYS)
+    for event in events:
+        await store.apply(event)
+    await store.mark_synced(ACCOUNT, 1, 60_000)
+
+
+def mirror_gate(limits: RiskLimits, broker: Broker, redis: Any) -> RiskGate:
+    return RiskGate(
+        RiskConfig(limits, {}), redis, KEYS, cast(GatewayClient, broker),
+        MirrorExposure(redis, KEYS),
+    )  # fmt: skip
+
+
+async def test_a_live_mirror_answers_the_position_check_without_the_broker() -> None:
+    redis = make_redis()
+    await mirrored(
+        redis,
+        normalize.position_update(gateway_position(2), symbols, at=1),
+        normalize.order_update(gateway_order(9, size=2, fill_volume=1), symbols, request_id=None),
+    )
+    broker = Broker([], [])
+    risk = mirror_gate(RiskLimits(max_position=4), broker, redis)
+    held = await risk.admit(place(quantity=1), CallStats())  # 2 + 1 working + 1 = 4
+    with pytest.raises(RiskRejected) as refused:
+        await risk.admit(place(quantity=1), CallStats())
+    assert "position 2, working buy 1" in str(refused.value)
+    await risk.release(held)
+    assert broker.calls == []
+
+
+async def test_a_mirror_no_leader_keeps_live_is_not_trusted() -> None:
+    redis = make_redis()
+    await MirrorStore(redis, KEYS).apply(
+        normalize.position_update(gateway_position(4), symbols, at=1)
+    )  # a stale mirror says 4 long; the broker says flat
+    broker = Broker([], [])
+    risk = mirror_gate(RiskLimits(max_position=4), broker, redis)
+    await risk.release(await risk.admit(place(quantity=1), CallStats()))
+    assert broker.calls == ["positions", "orders"]
+
+
+async def test_an_accepted_order_counts_until_the_mirror_shows_it() -> None:
+    redis = make_redis()
+    await mirrored(redis)
+    broker = Broker([], [])
+    risk = mirror_gate(RiskLimits(max_position=1), broker, redis)
+    held = await risk.admit(place(quantity=1), CallStats())
+    await risk.release(held, order_id=9)  # answered "accepted"; the hub has not pushed it yet
+    with pytest.raises(RiskRejected):
+        await risk.admit(place(quantity=1), CallStats())
+    # The hub's push arrives: a working order now, counted as such, not twice.
+    await MirrorStore(redis, KEYS).apply(
+        normalize.order_update(gateway_order(9), symbols, request_id=None)
+    )
+    assert await redis.hlen(KEYS.mirror_unseen(ACCOUNT)) == 0
+    with pytest.raises(RiskRejected) as refused:
+        await risk.admit(place(quantity=1), CallStats())
+    assert "working buy 1" in str(refused.value)
+    assert "in flight 1" in str(refused.value)
+
+
+async def test_an_order_the_hub_pushed_before_its_answer_is_not_counted_twice() -> None:
+    redis = make_redis()
+    await mirrored(redis, normalize.order_update(gateway_order(9), symbols, request_id=None))
+    risk = mirror_gate(RiskLimits(max_position=2), Broker([], []), redis)
+    held = await risk.admit(place(quantity=1), CallStats())
+    await risk.release(held, order_id=9)
+    assert await redis.hlen(KEYS.mirror_unseen(ACCOUNT)) == 0
+    await risk.release(await risk.admit(place(quantity=1), CallStats()))  # 1 working + 1 = 2
+
+
+def test_an_unseen_order_past_its_grace_is_dropped_not_counted_forever() -> None:
+    unseen = {b"9": f"{MNQ}|1|0".encode(), b"10": f"{MNQ}|-2|{UNSEEN_GRACE_MS}".encode()}
+    exposure, stale = exposure_of(MNQ, None, [], unseen, UNSEEN_GRACE_MS + 1)
+    assert (exposure.unseen, stale) == (-2, [b"9"])
