@@ -44,7 +44,10 @@ scenarios, in order (names for --only):
   7 peers       the same place through streaq and taskiq (skipped when not installed)
   8 burst       new orders at once into the gateway's 200 / 60 s, default budget
   9 sustained   orders offered at the limit's rate for 3 windows: requests per window
- 10 requests    broker requests per new order, without and with a risk limit
+ 10 requests    broker requests per new order, without and with a risk limit (from
+                the mirror, and from REST with the user hub off)
+ 11 lifecycle   a fill at the simulator until events() yields it, through the user
+                hub and the leader's mirror
 
 outputs (in --out): results.json (every figure, with samples), results.md (tables:
 figures, targets met / not met, intents sent and answered), results.png (plots);

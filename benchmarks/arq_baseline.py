@@ -16,7 +16,6 @@ The client's result (``workload.Recorder.as_json``) goes to ``--result FILE`` or
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Sequence
 from typing import Any, Final
@@ -33,6 +32,7 @@ from benchmarks.procs import deliver, loadgen_parser, redis_option, run
 from benchmarks.workload import SYMBOL, Outcome, run_sequential, sequential_options
 from worker.broker.client import GatewayClient
 from worker.broker.transport import make_session
+from worker.ops.run import use_uvloop
 
 QUEUE: Final = "arq:queue"
 """arq's default queue name, used by both sides."""
@@ -132,7 +132,7 @@ async def measure(redis_url: str, poll_delay: float, samples: int, warmup: int) 
 
 def serve(redis_url: str, broker_url: str, poll_delay: float | None) -> None:
     """Run arq's own worker with ``WorkerSettings`` until SIGTERM."""
-    _use_uvloop()
+    use_uvloop()  # the same event loop as the product's worker (arq takes the policy's)
     overrides: dict[str, Any] = {
         "redis_settings": RedisSettings.from_dsn(redis_url),
         "ctx": {"broker_url": broker_url},
@@ -140,15 +140,6 @@ def serve(redis_url: str, broker_url: str, poll_delay: float | None) -> None:
     if poll_delay is not None:
         overrides["poll_delay"] = poll_delay
     arq.worker.run_worker(WorkerSettings, **overrides)
-
-
-def _use_uvloop() -> None:
-    """The same event loop as the product's worker (arq makes its loop from the policy)."""
-    try:
-        import uvloop
-    except ImportError:
-        return
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 def main(argv: Sequence[str] | None = None) -> None:

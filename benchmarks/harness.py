@@ -64,6 +64,8 @@ class Sizes:
     """New orders sent to count broker requests per order."""
     stats_poll_s: float
     """Seconds between reads of the simulator's counters in the sustained scenario."""
+    fills: int
+    """Fills timed from the simulator to ``events()``."""
 
     def describe(self) -> dict[str, Any]:
         """The sizes as JSON."""
@@ -94,6 +96,7 @@ QUICK = Sizes(
     burst=12,
     per_order=10,
     stats_poll_s=0.05,
+    fills=20,
 )
 FULL = Sizes(
     floor_samples=10_000,
@@ -119,6 +122,7 @@ FULL = Sizes(
     burst=120,
     per_order=100,
     stats_poll_s=0.1,
+    fills=300,
 )
 
 WORKER_ENV: Mapping[str, str] = {"WARM_SYMBOLS": "MNQ"}

@@ -13,7 +13,8 @@ run; a quick run scales it down to ``Sizes.rate_limit`` and sets the worker's
    and how far the answers lagged.
 10. requests per new order: the simulator's request count before and after
     ``Sizes.per_order`` orders, one at a time, without risk limits and with
-    ``RISK_MAX_POSITION=10`` (which makes the worker look up positions and open orders).
+    ``RISK_MAX_POSITION=10``: read from the account's mirror (the default), and with the
+    user hub off, which makes the worker look up positions and open orders by REST.
 """
 
 from __future__ import annotations
@@ -21,11 +22,16 @@ from __future__ import annotations
 import time
 from typing import Any, Final
 
+import redis
+
 from benchmarks.harness import Bench, Sizes
 from benchmarks.procs import LoadGen
 from benchmarks.report import Results
 from benchmarks.stats import window_counts
+from benchmarks.workload import ACCOUNT
+from ow_core.keys import DEFAULT_PREFIX, Keys
 from simulator.ratelimit import GATEWAY_LIMIT
+from worker.local.stack import wait_until
 
 WINDOWS: Final = 3
 RISK_MAX_POSITION: Final = "10"
@@ -185,10 +191,19 @@ def per_order(bench: Bench, sizes: Sizes, results: Results) -> str:
     risk = {"RISK_MAX_POSITION": RISK_MAX_POSITION}
     for key, label, env in (
         ("plain", "no risk limits", {}),
-        ("risk", f"RISK_MAX_POSITION={RISK_MAX_POSITION}", risk),
+        ("risk", f"RISK_MAX_POSITION={RISK_MAX_POSITION}, read from the mirror", risk),
+        (
+            "risk_rest",
+            f"RISK_MAX_POSITION={RISK_MAX_POSITION}, user hub off (read from REST)",
+            {**risk, "PROJECTX_USER_HUB": "off"},
+        ),
     ):
         bench.fresh()
         bench.worker(f"bench-requests-{key}", **env)
+        if env.get("PROJECTX_USER_HUB") != "off":
+            # The leader's reconciliation at start is its own (five requests per account
+            # per session), not the orders': counting starts once it is done.
+            _wait_live(bench)
         before = bench.sim.stats()
         answer = _orders(
             bench, f"requests-{key}", ["serial", "--count", str(sizes.per_order)]
@@ -221,6 +236,18 @@ def per_order(bench: Bench, sizes: Sizes, results: Results) -> str:
         said.append(f"{label}: {value:.2f}")
     bench.stop_all()
     return "; ".join(said)
+
+
+def _wait_live(bench: Bench) -> None:
+    client = redis.Redis.from_url(bench.redis_url)
+    try:
+        wait_until(
+            lambda: bool(client.exists(Keys(DEFAULT_PREFIX).mirror_synced(ACCOUNT))),
+            "the account's mirror",
+            _START_TIMEOUT_S,
+        )
+    finally:
+        client.close()
 
 
 def _count(after: dict[str, Any], before: dict[str, Any], name: str) -> int:

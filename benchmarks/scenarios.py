@@ -477,6 +477,56 @@ def _growth(points: list[list[float]]) -> tuple[float, bool]:
     return growth, growth <= max(_FLAT_MB, _FLAT_SHARE * first)
 
 
+# --- 11. the lifecycle -------------------------------------------------------------------
+
+
+def fills(bench: Bench, sizes: Sizes, results: Results) -> str:
+    """A fill at the simulator until ``events()`` yields it, through two workers (one
+    leads the user hub), one fill at a time."""
+    bench.fresh()
+    for index in (1, 2):
+        bench.worker(f"bench-lifecycle-{index}")
+    answer = bench.loadgen(
+        "lifecycle",
+        "benchmarks.lifecycle",
+        ["--redis-url", bench.redis_url, "--broker-url", bench.broker_url,
+         "--samples", str(sizes.fills), "--warmup", "5"],
+    ).result(_timeout(sizes.fills, 0.5))  # fmt: skip
+    scenario = "11 fills to events()"
+    results.count(scenario).add(answer)
+    figure = results.latency(
+        "lifecycle.fill_to_event",
+        scenario,
+        "a resting limit filled by POST /_sim/price until events() yields its filled "
+        "OrderUpdate: the venue, the user hub's WebSocket push, the leader's Lua write "
+        "to the mirror and events stream, the strategy's XREAD BLOCK",
+        answer["samples"],
+    )
+    results.latency(
+        "lifecycle.price_request",
+        scenario,
+        "the POST /_sim/price itself (the fill is made and pushed within it), for scale",
+        answer["post_ms"],
+    )
+    floor_p50 = _stat_of(results, "floor.rtt", "p50")
+    if floor_p50 and figure.p50 is not None:
+        results.scalar(
+            "lifecycle.fill_to_event_floor_ratio",
+            scenario,
+            "fill to events() p50 / floor round trip p50",
+            figure.p50 / floor_p50,
+            "ratio",
+        )
+    bench.stop_all()
+    return f"p50 {_ms(results, figure.key)}, p95 {_ms(results, figure.key, 'p95')}"
+
+
+def _stat_of(results: Results, key: str, stat: str) -> float | None:
+    figure = results.figure(key)
+    value: float | None = None if figure is None else getattr(figure, stat)
+    return value
+
+
 SCENARIOS: Final[tuple[tuple[str, str, Callable[[Bench, Sizes, Results], str]], ...]] = (
     ("floor", "floor", floor),
     ("ours", "ours, sequential", ours),
@@ -488,6 +538,7 @@ SCENARIOS: Final[tuple[tuple[str, str, Callable[[Bench, Sizes, Results], str]], 
     ("burst", "burst at the rate limit", limits.burst),
     ("sustained", "sustained at the rate limit", limits.sustained),
     ("requests", "requests per new order", limits.per_order),
+    ("lifecycle", "fills to events()", fills),
 )
 """(name for ``--only``, title, scenario), in the order they run."""
 

@@ -49,7 +49,13 @@ BURST_WINDOW_SHARE: Final = 0.1
 SUSTAINED_LIMIT_SHARE: Final = 1.0
 """Requests in any window <= this x the limit, at the simulator."""
 REQUESTS_PER_ORDER: Final = 1.0
-"""Broker requests per new order without risk limits."""
+"""Broker requests per new order: the place itself, with or without a risk limit (issue 12:
+risk reads the mirror)."""
+
+# Issue 12.
+FILL_TO_EVENT_FLOOR_FACTOR: Final = 4.0
+"""A fill at the simulator reaches ``events()`` within this x the floor round trip (p50):
+the venue's own work and a WebSocket hop on top of the two Redis hops the floor makes."""
 
 # Issue 5's absolute targets, reported beside the ratios for information.
 ISSUE5_QUEUE_SHARE_P50_MS: Final = 0.5
@@ -93,6 +99,19 @@ def evaluate(results: Results) -> list[Target]:
         *_throughput(results),
         *_memory(results),
         *_rate_limit(results),
+        *_lifecycle(results),
+    ]
+
+
+def _lifecycle(results: Results) -> list[Target]:
+    ratio = _value(results, "lifecycle.fill_to_event_floor_ratio")
+    return [
+        _row(
+            "fill at the simulator to events(), p50 / floor p50",
+            "-" if ratio is None else f"{ratio:.2f}",
+            f"<= {FILL_TO_EVENT_FLOOR_FACTOR:g}",
+            None if ratio is None else ratio <= FILL_TO_EVENT_FLOOR_FACTOR,
+        )
     ]
 
 
@@ -353,13 +372,17 @@ def _rate_limit(results: Results) -> list[Target]:
             None if most is None else most <= SUSTAINED_LIMIT_SHARE,
         )
     )
-    per = _value(results, "requests_per_order.plain")
-    rows.append(
-        _row(
-            "broker requests per new order, no risk limits",
-            "-" if per is None else f"{per:.2f}",
-            f"<= {REQUESTS_PER_ORDER:g}",
-            None if per is None else per <= REQUESTS_PER_ORDER,
+    for key, what in (
+        ("plain", "no risk limits"),
+        ("risk", "max-position limit read from the mirror (0 for risk)"),
+    ):
+        per = _value(results, f"requests_per_order.{key}")
+        rows.append(
+            _row(
+                f"broker requests per new order, {what}",
+                "-" if per is None else f"{per:.2f}",
+                f"<= {REQUESTS_PER_ORDER:g}",
+                None if per is None else per <= REQUESTS_PER_ORDER,
+            )
         )
-    )
     return rows

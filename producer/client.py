@@ -357,6 +357,11 @@ class OrderClient:
         fleet has mirrored it)."""
         return await self._read(self._lifecycle().account(self._origin.account(account_id)))
 
+    async def mirror_live(self, account_id: int | None = None) -> bool:
+        """Whether a worker keeps the account's mirror live right now (connected to the
+        hub and reconciled): while it is not, events wait and the reads may be stale."""
+        return await self._read(self._lifecycle().live(self._origin.account(account_id)))
+
     def _lifecycle(self) -> Lifecycle:
         return Lifecycle(self._connected(), self.keys)
 

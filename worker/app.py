@@ -46,10 +46,9 @@ from worker.fleet.contracts import SharedContracts
 from worker.fleet.risk import RiskGate
 from worker.fleet.tokens import SharedTokens
 from worker.housekeeping import forget_idle_consumers, trim_intents
-from worker.hubs.leader import Leadership, Lease
 from worker.ledger import Ledger
 from worker.mirror.exposure import MirrorExposure
-from worker.mirror.listener import UserHub
+from worker.mirror.service import ListenerProcess
 from worker.observe import Observer, Observers
 from worker.ops.health import HealthState
 from worker.ops.logs import LogObserver
@@ -138,7 +137,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     )
     observer = Observers([LogObserver(), health, *([metrics] if metrics else [])])
     session = make_session(connections=max(100, settings.max_in_flight * 2))
-    broker = _broker(settings, session, redis, observer)
+    broker = make_broker(settings, session, redis, observer)
     consumer: Consumer | None = None
 
     def track(entry_id: str, request_id: str) -> None:
@@ -177,8 +176,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     )
     await warm_up(broker, settings)
     if settings.user_hub:
-        ctx["user_hub"] = _user_hub(settings, broker, redis)
-        ctx["user_hub_task"] = asyncio.create_task(ctx["user_hub"].run(), name="user-hub-leader")
+        ctx["listener"] = await ListenerProcess.start()
     # Everything made so far lives as long as the process: keep it out of the cyclic
     # garbage collector's scans, which otherwise pause the hot path now and then.
     gc.freeze()
@@ -198,32 +196,7 @@ async def _serve_metrics(
     return runner
 
 
-def _user_hub(settings: Settings, broker: GatewayClient, redis: Redis) -> Leadership:
-    """The user hub's listener, run by whichever worker of the fleet holds its lease."""
-    risk = settings.risk
-    watches_loss = any(
-        limits.daily_loss_limit is not None for limits in (risk.default, *risk.accounts.values())
-    )
-    hub = UserHub(
-        broker,
-        redis,
-        settings.keys,
-        hub_url=f"{settings.hubs_url}/user",
-        market_url=f"{settings.hubs_url}/market",
-        accounts=settings.accounts,
-        ping_s=settings.hub_ping_s,
-        retention_s=settings.events_retention_s,
-        lane=FastLane(settings.redis_url),
-        loss_limit_of=(lambda a: risk.limits(a).daily_loss_limit) if watches_loss else None,
-        holder=settings.worker_name,
-    )
-    lease = Lease(
-        redis, settings.keys.leader("user"), settings.worker_name, ttl_ms=settings.leader_ttl_ms
-    )
-    return Leadership(lease, hub.run, what="user hub", try_s=settings.leader_ttl_ms / 3000)
-
-
-def _broker(
+def make_broker(
     settings: Settings, session: aiohttp.ClientSession, redis: Redis, observer: Observer
 ) -> GatewayClient:
     """The broker client, sharing the fleet's token, rate budget and resolved contracts."""
@@ -315,14 +288,19 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     ``WORKER_DRAIN_TIMEOUT_S``, handing back and each closing step a second or two.
     """
     settings: Settings = ctx["settings"]
-    if "user_hub_task" in ctx:
-        await bounded(cancel_and_wait([ctx["user_hub_task"]]), _ARQ_STEP_S, "user hub")
-        await bounded(ctx["user_hub"].stop(), _ARQ_STEP_S, "user hub lease")
+    # The listener stops beside the drain, not before it: the drain's bound is the worker's.
+    listener = (
+        asyncio.ensure_future(bounded(ctx["listener"].stop(), _ARQ_STEP_S + 3, "hub listener"))
+        if "listener" in ctx
+        else None
+    )
     consumer: Consumer | None = ctx.get("consumer")
     if consumer is not None:
         await bounded(
             consumer.stop(settings.drain_timeout_s), settings.drain_timeout_s + 5, "stopping"
         )
+    if listener is not None:
+        await listener
     if "metrics_runner" in ctx:
         await bounded(ctx["metrics_runner"].cleanup(), _ARQ_STEP_S, "metrics")
     if "session" in ctx:

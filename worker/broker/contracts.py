@@ -71,6 +71,10 @@ class Contracts:
         info = self._cache.get(check_symbol(symbol))
         return info.contract_id if info else None
 
+    def known_by_id(self, contract_id: str) -> ContractInfo | None:
+        """A contract this worker resolved already, found by its ID (no request)."""
+        return next((i for i in self._cache.values() if i.contract_id == contract_id), None)
+
     async def resolve(
         self, symbol: str, *, stats: CallStats | None = None, deadline: float | None = None
     ) -> ContractInfo:

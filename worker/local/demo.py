@@ -3,7 +3,8 @@
 Starts a private redis-server (unless REDIS_URL is given), the broker simulator and worker
 processes; a strategy-like producer sends a burst (bracketed market orders, resting limits
 that are modified and cancelled, a good-til-time order, a repeated request ID and a few bad
-intents); then it prints what happened and how long it took, and stops everything.
+intents), then fills a resting limit by moving the market and follows it through
+``events()``; it prints what happened and how long it took, and stops everything.
 """
 
 from __future__ import annotations
@@ -16,13 +17,18 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
+
+from ow_core.aio import cancel_and_wait
 from producer.client import OrderClient
 from producer.contract import OrderResult
 from producer.errors import OrderError
+from producer.events import Event
 from worker.local.stack import Process, RedisServer, start_simulator, start_worker, worker_env
 from worker.ops.args import positive
 from worker.ops.progress import Progress
@@ -106,7 +112,7 @@ def run_demo(*, orders: int, workers: int, redis_url: str | None, logs: Path | N
             say(f"worker          demo-worker-{index} started")
         tally = Tally()
         started = time.perf_counter()
-        asyncio.run(_burst(redis_url, orders, tally, say))
+        asyncio.run(_burst(redis_url, broker_url, orders, tally, say))
         elapsed = time.perf_counter() - started
         print()
         print(tally.table())
@@ -128,7 +134,9 @@ def run_demo(*, orders: int, workers: int, redis_url: str | None, logs: Path | N
             server.cleanup()
 
 
-async def _burst(redis_url: str, orders: int, tally: Tally, say: Callable[[str], None]) -> None:
+async def _burst(
+    redis_url: str, broker_url: str, orders: int, tally: Tally, say: Callable[[str], None]
+) -> None:
     async with OrderClient(redis_url, account_id=ACCOUNT, timeout=10.0) as client:
         say(f"placing {orders} bracketed market orders, 10 at a time")
         placed = await _market_orders(client, orders, tally)
@@ -138,6 +146,51 @@ async def _burst(redis_url: str, orders: int, tally: Tally, say: Callable[[str],
         await _good_til_time(client, tally)
         say("a repeated request ID, and a few bad intents")
         await _refusals(client, placed, tally)
+        say("after accepted: a resting MNQ limit filled by a price move, seen by events()")
+        await _lifecycle(client, broker_url, tally, say)
+
+
+async def _lifecycle(
+    client: OrderClient, broker_url: str, tally: Tally, say: Callable[[str], None]
+) -> None:
+    deadline = time.monotonic() + 15
+    while not await client.mirror_live():
+        if time.monotonic() > deadline:
+            say("no worker made the account's mirror live: skipping the lifecycle")
+            return
+        await asyncio.sleep(0.1)
+    seen: list[Event] = []
+
+    async def collect() -> None:
+        async for event in client.events():
+            seen.append(event)
+
+    reader = asyncio.create_task(collect())
+    try:
+        async with aiohttp.ClientSession(broker_url) as sim:
+            async with sim.get("/_sim/price", params={"symbol": "MNQ"}) as answer:
+                last = float((await answer.json())["lastPrice"])
+            limit = last - 2.5
+            placed = await tally.timed(
+                "place limit, then filled by the market",
+                client.place_order("MNQ", "BUY", 1, order_type="limit", limit_price=limit),
+            )
+            if placed is None or placed.order_id is None:
+                return
+            row = tally.rows.setdefault("fill to wait_order()", Row("fill to wait_order()"))
+            started = time.perf_counter()
+            # The ask (one tick over the last) reaches the limit: it fills there.
+            async with sim.post("/_sim/price", json={"symbol": "MNQ", "price": limit - 0.25}):
+                pass
+            filled = await client.wait_order(placed.order_id, timeout=10)
+            row.add(filled.state, (time.perf_counter() - started) * 1000)
+        await asyncio.sleep(0.2)  # the trade, position and balance follow the order
+    finally:
+        await cancel_and_wait([reader])
+    kinds = ", ".join(f"{kind} x{n}" for kind, n in sorted(Counter(
+        type(e).__name__ for e in seen).items()))  # fmt: skip
+    held = ", ".join(f"{p.symbol} {p.size:+d}" for p in await client.positions())
+    say(f"events(): {kinds}; open positions: {held or 'none'}")
 
 
 async def _market_orders(client: OrderClient, orders: int, tally: Tally) -> list[OrderResult]:

@@ -24,7 +24,7 @@ from ow_core.tags import plain_key_of
 from producer.events import Event
 from worker.broker.client import GatewayClient
 from worker.broker.errors import BrokerError
-from worker.broker.models import Account, Contract, Order, Position, Trade
+from worker.broker.models import Account, Order, Position, Trade
 from worker.hubs.connection import Handler, HubConnection, Subscription, payload_of
 from worker.mirror import normalize
 from worker.mirror.guard import LossGuard, Tick
@@ -53,29 +53,38 @@ async def _nothing() -> None:
 
 
 class ContractSymbols:
-    """Contract ID to symbol (and tick), asked of the broker once per contract."""
+    """Contract ID to symbol and tick: from the contracts this worker resolved (no request),
+    else asked of the broker once per contract."""
 
     def __init__(self, broker: GatewayClient) -> None:
         self._broker = broker
-        self._contracts: dict[str, Contract] = {}
+        self._known: dict[str, tuple[str | None, Tick]] = {}
 
     def __call__(self, contract_id: str) -> str | None:
-        contract = self._contracts.get(contract_id)
-        return None if contract is None else normalize.symbol_of_name(contract.name)
+        known = self._known.get(contract_id)
+        return None if known is None else known[0]
 
     def tick(self, contract_id: str) -> Tick | None:
         """The contract's tick size and value, once known."""
-        contract = self._contracts.get(contract_id)
-        return None if contract is None else Tick(contract.tick_size, contract.tick_value)
+        known = self._known.get(contract_id)
+        return None if known is None else known[1]
 
     async def known(self, contract_id: str) -> None:
         """Learn a contract (a failure leaves it unknown, to try again later)."""
-        if contract_id in self._contracts:
+        if contract_id in self._known:
+            return
+        resolved = self._broker.contracts.known_by_id(contract_id)
+        if resolved is not None and resolved.tick_size and resolved.tick_value:
+            tick = Tick(resolved.tick_size, resolved.tick_value)
+            self._known[contract_id] = (resolved.symbol, tick)
             return
         try:
-            self._contracts[contract_id] = await self._broker.contracts.by_id(contract_id)
+            contract = await self._broker.contracts.by_id(contract_id)
         except BrokerError as error:
             log.warning("no symbol for %s yet (%s)", contract_id, error.code)
+            return
+        tick = Tick(contract.tick_size, contract.tick_value)
+        self._known[contract_id] = (normalize.symbol_of_name(contract.name), tick)
 
 
 class UserHub:

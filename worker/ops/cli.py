@@ -15,7 +15,7 @@ from ow_core.redis_down import REDIS_ERRORS, is_redis_down
 from ow_core.urls import mask_url
 from producer.errors import OrderError
 from worker.local import demo
-from worker.ops import controls, deadletters, intents, lifecycle, run, status
+from worker.ops import controls, deadletters, intents, lifecycle, listen, run, status
 from worker.ops.args import Handler
 from worker.settings import ConfigError
 
@@ -47,6 +47,6 @@ def parser() -> argparse.ArgumentParser:
         epilog="Configuration comes from environment variables; see the README.",
     )
     commands = top.add_subparsers(title="commands", required=True, metavar="COMMAND")
-    for module in (run, demo, intents, status, lifecycle, deadletters, controls):
+    for module in (run, listen, demo, intents, status, lifecycle, deadletters, controls):
         module.add_parser(commands)
     return top

@@ -37,7 +37,7 @@ def _run(args: argparse.Namespace) -> int:
     log = logging.getLogger("worker")
     for name in settings.unknown_variables:
         log.warning("%s is not a setting of the worker and is ignored", name)
-    _use_uvloop()
+    use_uvloop()
     try:
         Worker(**worker_settings(settings)).run()
     except OrderError:
@@ -48,7 +48,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _use_uvloop() -> None:
+def use_uvloop() -> None:
     """uvloop when installed: a faster event loop for the hot path."""
     try:
         import uvloop

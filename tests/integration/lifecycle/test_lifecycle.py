@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 
+import msgspec
 import pytest
 import redis.asyncio as aioredis
 
@@ -247,3 +248,25 @@ def _realized_loss(seen: Seen) -> None:
     assert accounts
     assert accounts[-1].realized_pnl < 0
     assert any(isinstance(e, TradeUpdate) and e.pnl for e in seen.events)
+
+
+async def test_the_hub_token_never_reaches_a_log(fleet: Callable[..., Fleet]) -> None:
+    # The token rides in the hub URL's query string; the SignalR and WebSocket libraries
+    # log URLs. At DEBUG, through a fill, a drop and the reconnect, no log line has it.
+    stack = fleet(env={"LOG_LEVEL": "DEBUG"})
+    stack.start_worker("w1")
+    stack.start_worker("w2")
+    async with OrderClient(stack.redis_url, account_id=DEMO_ACCOUNT, timeout=20) as client:
+        await live(client)
+        order_id, limit = await resting_buy(client, stack)
+        stack.broker.drop_hubs()
+        fill_buy_at(stack, limit)
+        await client.wait_order(order_id, timeout=20)
+        await live(client)
+    redis = aioredis.Redis.from_url(stack.redis_url)
+    token = msgspec.json.decode(await redis.get("ow:token"))["value"]
+    await redis.aclose()
+    assert len(token) > 20
+    logs = {name: process.log_path.read_text() for name, process in stack.workers.items()}
+    assert any("hub user: connected" in text for text in logs.values())
+    assert [name for name, text in logs.items() if token in text] == []

@@ -71,7 +71,7 @@ async def live(client: OrderClient, timeout: float = 20.0) -> None:
     """Wait until a leader keeps the account's mirror live (connected and reconciled)."""
 
     async def check() -> None:
-        assert await client._lifecycle().live(DEMO_ACCOUNT)
+        assert await client.mirror_live()
 
     await eventually(check, timeout)
 
