@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import redis
 
@@ -125,10 +125,16 @@ FULL = Sizes(
     fills=300,
 )
 
-WORKER_ENV: Mapping[str, str] = {"WARM_SYMBOLS": "MNQ"}
+WORKER_ENV: Mapping[str, str] = {"WARM_SYMBOLS": "MNQ", "PROJECTX_USER_HUB": "off"}
 """What every benchmark worker gets on top of ``worker_env``: the contract resolved at
-start, so the first measured place does not pay for the look-up. Everything else is the
-product's default (``LOG_LEVEL=INFO`` included: one log line per intent, as deployed)."""
+start, so the first measured place does not pay for the look-up; and no user-hub listener,
+so scenarios 1-10 measure the order path as the queues compare (the listener runs in a
+process of its own, and on this machine the simulator's pushes to it would share the same
+two cores: scenario 11 and ``throughput.listening`` measure it, with ``PROJECTX_USER_HUB=on``).
+Everything else is the product's default (``LOG_LEVEL=INFO`` included: one log line per
+intent, as deployed)."""
+LISTENING: Final = "on"
+"""``PROJECTX_USER_HUB`` for the scenarios that measure the lifecycle."""
 
 
 @dataclass

@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import redis
 
-from benchmarks.harness import Bench, Sizes
+from benchmarks.harness import LISTENING, Bench, Sizes
 from benchmarks.procs import LoadGen
 from benchmarks.report import Results
 from benchmarks.stats import window_counts
@@ -188,9 +188,9 @@ def per_order(bench: Bench, sizes: Sizes, results: Results) -> str:
     """Broker requests per new order, without and with a max-position risk limit."""
     said = []
     scenario = "10 requests per new order"
-    risk = {"RISK_MAX_POSITION": RISK_MAX_POSITION}
+    risk = {"RISK_MAX_POSITION": RISK_MAX_POSITION, "PROJECTX_USER_HUB": LISTENING}
     for key, label, env in (
-        ("plain", "no risk limits", {}),
+        ("plain", "no risk limits", {"PROJECTX_USER_HUB": LISTENING}),
         ("risk", f"RISK_MAX_POSITION={RISK_MAX_POSITION}, read from the mirror", risk),
         (
             "risk_rest",

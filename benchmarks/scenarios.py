@@ -17,7 +17,7 @@ from typing import Any, Final
 import redis
 
 from benchmarks import arq_baseline, limits, peers
-from benchmarks.harness import Bench, Sizes, progress
+from benchmarks.harness import LISTENING, Bench, Sizes, progress
 from benchmarks.procs import LoadGen, cpu_seconds, rss_mb
 from benchmarks.report import Results
 from benchmarks.stats import difference
@@ -326,6 +326,18 @@ def throughput(bench: Bench, sizes: Sizes, results: Results) -> str:
                 "/s",
             )
         said.append(f"{count} worker(s) {point['rate']:,.0f}/s ({worker_us:.0f} µs CPU/intent)")
+    bench.fresh()
+    listening = bench.worker("bench-tput-listening", PROJECTX_USER_HUB=LISTENING)
+    point = _point(bench, sizes, "listening", [listening], sizes.concurrency)
+    _record_point(
+        results,
+        "throughput.listening",
+        scenario,
+        f"1 worker with its user-hub listener leading (every order's hub pushes applied to "
+        f"the mirror, on the same 2 cores as the simulator), {load}, zero broker latency",
+        point,
+    )
+    said.append(f"listening {point['rate']:,.0f}/s")
     latency_s = sizes.broker_latency_ms / 1000
     for bound in sizes.bounds:
         bench.fresh()
@@ -485,7 +497,7 @@ def fills(bench: Bench, sizes: Sizes, results: Results) -> str:
     leads the user hub), one fill at a time."""
     bench.fresh()
     for index in (1, 2):
-        bench.worker(f"bench-lifecycle-{index}")
+        bench.worker(f"bench-lifecycle-{index}", PROJECTX_USER_HUB=LISTENING)
     answer = bench.loadgen(
         "lifecycle",
         "benchmarks.lifecycle",

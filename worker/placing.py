@@ -14,9 +14,10 @@ finish), the executor does it (``worker/place.py``) and reports the outcome as a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Final
+
+import msgspec
 
 from producer.contract import OrderState
 from producer.errors import OrderError
@@ -96,9 +97,9 @@ class IllegalTransition(RuntimeError):
     """An event that cannot happen in this phase (a bug in the driver)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Placing:
-    """One place's state and what it has learned so far."""
+class Placing(msgspec.Struct, frozen=True):
+    """One place's state and what it has learned so far (a msgspec Struct: every intent
+    makes a few, and its constructor costs a tenth of a dataclass's ``replace``)."""
 
     phase: Phase
     sends_in_doubt: int = 0
@@ -115,17 +116,30 @@ class Placing:
     @property
     def order_exists(self) -> bool | None:
         """Whether the order is at the broker: known only when placed, or provably not."""
-        if self.phase == Phase.PLACED:
+        if self.phase is _PLACED:
             return True
-        if self.phase in (Phase.IN_DOUBT, Phase.SENDING):
+        if self.phase is _IN_DOUBT or self.phase is _SENDING:
             return None
         return False
+
+
+# Enum members looked up on their class cost a descriptor call each on Python 3.11; every
+# place runs these functions several times, so they use module-level names.
+_UNSENT, _IN_DOUBT, _ABSENT, _PLACED = Phase.UNSENT, Phase.IN_DOUBT, Phase.ABSENT, Phase.PLACED
+_SENDING = Phase.SENDING
+_MAYBE_SENT, _TAG_TAKEN = Event.MAYBE_SENT, Event.TAG_TAKEN
+_ERROR_KEPT: Final = frozenset({Event.NOT_SENT, Event.REFUSED})
+_ASKED: Final = frozenset({Event.FOUND, Event.NOT_FOUND})
+_ORDER_LEARNT: Final = frozenset({Event.ACCEPTED, Event.FOUND})
+_FINISH, _LOOK_UP, _GIVE_UP, _EXPIRE, _SEND = (
+    Step.FINISH, Step.LOOK_UP, Step.GIVE_UP, Step.EXPIRE, Step.SEND
+)  # fmt: skip
 
 
 def start(*, started_before: bool) -> Placing:
     """The first state: in doubt when a worker started this intent before (it may have
     sent it before it stopped), else unsent."""
-    return Placing(Phase.IN_DOUBT if started_before else Phase.UNSENT)
+    return Placing(_IN_DOUBT if started_before else _UNSENT)
 
 
 def advance(
@@ -140,18 +154,27 @@ def advance(
     to = TRANSITIONS.get((placing.phase, event))
     if to is None:
         raise IllegalTransition(f"{event} cannot happen while {placing.phase}")
-    changed = replace(placing, phase=to)
-    if event == Event.MAYBE_SENT:
-        changed = replace(changed, sends_in_doubt=placing.sends_in_doubt + 1, error=error)
-    elif event == Event.TAG_TAKEN:
-        changed = replace(changed, tag_taken=True, error=error)
-    elif event in (Event.NOT_SENT, Event.REFUSED):
-        changed = replace(changed, error=error)
-    elif event in (Event.FOUND, Event.NOT_FOUND):
-        changed = replace(changed, asked=True)
-    if event in (Event.ACCEPTED, Event.FOUND):
-        changed = replace(changed, order_id=order_id, order_state=order_state)
-    return changed
+    sends_in_doubt, asked, tag_taken = placing.sends_in_doubt, placing.asked, placing.tag_taken
+    kept_error = placing.error
+    if event is _MAYBE_SENT:
+        sends_in_doubt += 1
+        kept_error = error
+    elif event is _TAG_TAKEN:
+        tag_taken, kept_error = True, error
+    elif event in _ERROR_KEPT:
+        kept_error = error
+    elif event in _ASKED:
+        asked = True
+    found = event in _ORDER_LEARNT
+    return Placing(
+        to,
+        sends_in_doubt,
+        asked,
+        tag_taken,
+        order_id if found else placing.order_id,
+        order_state if found else placing.order_state,
+        kept_error,
+    )
 
 
 def next_step(placing: Placing, *, now_ms: int, deadline_ms: int, max_resends: int) -> Step:
@@ -163,11 +186,11 @@ def next_step(placing: Placing, *, now_ms: int, deadline_ms: int, max_resends: i
     """
     phase = placing.phase
     if phase in FINAL:
-        return Step.FINISH
-    if phase == Phase.IN_DOUBT:
-        return Step.LOOK_UP
-    if phase == Phase.ABSENT and (placing.tag_taken or placing.sends_in_doubt > max_resends):
-        return Step.GIVE_UP
+        return _FINISH
+    if phase is _IN_DOUBT:
+        return _LOOK_UP
+    if phase is _ABSENT and (placing.tag_taken or placing.sends_in_doubt > max_resends):
+        return _GIVE_UP
     if now_ms >= deadline_ms:
-        return Step.EXPIRE
-    return Step.SEND
+        return _EXPIRE
+    return _SEND

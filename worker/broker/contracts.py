@@ -75,6 +75,14 @@ class Contracts:
         """A contract this worker resolved already, found by its ID (no request)."""
         return next((i for i in self._cache.values() if i.contract_id == contract_id), None)
 
+    async def shared(self, symbol: str) -> bool:
+        """Whether this symbol's contract is here or in the shared store (so ``resolve``
+        makes no request)."""
+        key = check_symbol(symbol)
+        if key in self._cache:
+            return True
+        return self._store is not None and await self._store.load(key) is not None
+
     async def resolve(
         self, symbol: str, *, stats: CallStats | None = None, deadline: float | None = None
     ) -> ContractInfo:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -21,10 +22,11 @@ from ow_core.fastlane import FastLane
 from ow_core.keys import Keys
 from ow_core.redis_down import REDIS_ERRORS, is_redis_down
 from ow_core.tags import plain_key_of
+from producer.errors import OrderError
 from producer.events import Event
 from worker.broker.client import GatewayClient
 from worker.broker.errors import BrokerError
-from worker.broker.models import Account, Order, Position, Trade
+from worker.broker.models import Account, ContractInfo, Order, Position, Trade
 from worker.hubs.connection import Handler, HubConnection, Subscription, payload_of
 from worker.mirror import normalize
 from worker.mirror.guard import LossGuard, Tick
@@ -35,6 +37,7 @@ from worker.mirror.store import MirrorStore
 log = logging.getLogger("worker.mirror")
 
 _REMEMBERED_ORDERS: Final = 10_000
+_CONTRACT_ID: Final = re.compile(r"^CON\.F\.[A-Z]+\.(?P<symbol>[A-Z0-9]+)\.[A-Z0-9]+$")
 _PRUNE_EVERY_S: Final = 3600.0
 _PROVE_AGAIN_S: Final = 5.0
 
@@ -73,18 +76,32 @@ class ContractSymbols:
         """Learn a contract (a failure leaves it unknown, to try again later)."""
         if contract_id in self._known:
             return
-        resolved = self._broker.contracts.known_by_id(contract_id)
-        if resolved is not None and resolved.tick_size and resolved.tick_value:
-            tick = Tick(resolved.tick_size, resolved.tick_value)
-            self._known[contract_id] = (resolved.symbol, tick)
-            return
         try:
+            resolved = await self._resolved(contract_id)
+            if resolved is not None and resolved.tick_size and resolved.tick_value:
+                tick = Tick(resolved.tick_size, resolved.tick_value)
+                self._known[contract_id] = (resolved.symbol, tick)
+                return
             contract = await self._broker.contracts.by_id(contract_id)
-        except BrokerError as error:
+        except OrderError as error:  # the broker's errors, and a symbol it would not take
             log.warning("no symbol for %s yet (%s)", contract_id, error.code)
             return
         tick = Tick(contract.tick_size, contract.tick_value)
         self._known[contract_id] = (normalize.symbol_of_name(contract.name), tick)
+
+
+    async def _resolved(self, contract_id: str) -> ContractInfo | None:
+        """The contract as the fleet resolved it already (shared in Redis: no request),
+        by the symbol its ID carries (``CON.F.US.MNQ.Z25``)."""
+        contracts = self._broker.contracts
+        known = contracts.known_by_id(contract_id)
+        if known is not None:
+            return known
+        match = _CONTRACT_ID.match(contract_id)
+        if match is None or not await contracts.shared(match.group("symbol")):
+            return None
+        resolved = await contracts.resolve(match.group("symbol"))
+        return resolved if resolved.contract_id == contract_id else None
 
 
 class UserHub:
