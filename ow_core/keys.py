@@ -157,6 +157,11 @@ class Keys:
         """The lease of the one worker holding a hub connection for the login."""
         return f"{self.prefix}:leader:{role}"
 
+    def close_plan(self, request_id: str) -> str:
+        """A close's plan, fixed by its first run: the position it started from and the size
+        it closes down to (so a retry or another worker never closes twice)."""
+        return f"{self.prefix}:close:{request_id}"
+
     def order_queue(self, account_id: int, order_id: int) -> str:
         """Follow-up intents (modify, cancel) of one order, in submission order."""
         return f"{self.prefix}:orderq:{account_id}:{order_id}"

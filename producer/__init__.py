@@ -8,7 +8,11 @@ async with OrderClient("redis://127.0.0.1:6379/0", account_id=12345678) as clien
 
 from producer.client import OrderClient
 from producer.contract import (
+    CancelAll,
     CancelOrder,
+    Closed,
+    ClosePosition,
+    Flatten,
     Intent,
     ModifyOrder,
     OrderResult,
@@ -30,9 +34,13 @@ from producer.replay import IntentLog, read_intents, record_stream, replay
 
 __all__ = [
     "AccountUpdate",
+    "CancelAll",
     "CancelOrder",
     "ClientClosed",
+    "ClosePosition",
+    "Closed",
     "Event",
+    "Flatten",
     "Intent",
     "IntentLog",
     "InvalidConfig",

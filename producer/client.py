@@ -34,7 +34,10 @@ from ow_core.urls import DEFAULT_REDIS_URL, check_redis_url, mask_url
 from producer.contract import (
     DATA_FIELD,
     VERSION_FIELD,
+    CancelAll,
     CancelOrder,
+    ClosePosition,
+    Flatten,
     Intent,
     ModifyOrder,
     OrderResult,
@@ -50,7 +53,14 @@ from producer.errors import (
     ResultTimeout,
 )
 from producer.events import AccountUpdate, Event, OrderUpdate, Position
-from producer.intents import CallOptions, ModifyOptions, Origin, PlaceOptions, new_request_id
+from producer.intents import (
+    CallOptions,
+    ModifyOptions,
+    Origin,
+    PlaceOptions,
+    SymbolOptions,
+    new_request_id,
+)
 from producer.lifecycle import Lifecycle
 from producer.replay import IntentLog
 from producer.replies import READ_BLOCK_MS, Replies
@@ -195,6 +205,29 @@ class OrderClient:
         """Cancel a working order (cancelling one already cancelled is accepted)."""
         return await self._call(self.make_cancel(order_id, **options), options)
 
+    # --- the way out: these pass a halted account and go first in the rate budget --------
+
+    async def close_position(
+        self, symbol: str, *, quantity: int | None = None, **options: Unpack[CallOptions]
+    ) -> OrderResult:
+        """Close the position in ``symbol``: all of it, or ``quantity`` contracts of it.
+
+        Never reverses it and never closes twice (see the README). A flat position is
+        ``accepted`` with ``order_state`` ``flat``; ``closed`` says what was closed.
+        """
+        return await self._call(self.make_close(symbol, quantity, **options), options)
+
+    async def cancel_all(self, **options: Unpack[SymbolOptions]) -> OrderResult:
+        """Cancel every working order of the account (or of ``symbol``), bracket legs
+        included; ``cancelled`` lists them."""
+        return await self._call(self.make_cancel_all(**options), options)
+
+    async def flatten(self, **options: Unpack[SymbolOptions]) -> OrderResult:
+        """Cancel every working order, close every position, then check at the broker that
+        nothing is left (for the account, or ``symbol``). ``accepted`` with ``order_state``
+        ``flat`` once verified; ``cancelled`` and ``closed`` say what it did."""
+        return await self._call(self.make_flatten(**options), options)
+
     # --- lower level --------------------------------------------------------------------
 
     def make_place(
@@ -210,6 +243,20 @@ class OrderClient:
     def make_cancel(self, order_id: int, **options: Unpack[CallOptions]) -> CancelOrder:
         """A validated cancel intent (not sent)."""
         return self._origin.cancel(order_id, **options)
+
+    def make_close(
+        self, symbol: str, quantity: int | None = None, **options: Unpack[CallOptions]
+    ) -> ClosePosition:
+        """A validated close intent (not sent)."""
+        return self._origin.close(symbol, quantity, **options)
+
+    def make_cancel_all(self, **options: Unpack[SymbolOptions]) -> CancelAll:
+        """A validated cancel-all intent (not sent)."""
+        return self._origin.cancel_all(**options)
+
+    def make_flatten(self, **options: Unpack[SymbolOptions]) -> Flatten:
+        """A validated flatten intent (not sent)."""
+        return self._origin.flatten(**options)
 
     async def submit(self, intent: Intent) -> str:
         """Validate and enqueue an intent; returns its request ID (await it with ``wait``).
@@ -255,11 +302,12 @@ class OrderClient:
         lane = self._lane
         assert lane is not None
         version, data = fields[VERSION_FIELD], fields[DATA_FIELD]
-        if isinstance(intent, PlaceOrder):
+        if not isinstance(intent, ModifyOrder | CancelOrder):
             await lane.execute(
                 "XADD", self.keys.intents, "*", VERSION_FIELD, version, DATA_FIELD, data
             )
             return
+        # A follow-up of one order waits for the ones before it in the order's queue.
         queue = self.keys.order_queue(intent.account_id, intent.order_id)
         await lane.run(
             _SUBMIT_FOLLOW_UP, [self.keys.intents, queue], [version, data, ORDER_QUEUE_TTL_S]

@@ -18,10 +18,15 @@ VERSION_FIELD: Final = b"v"
 DATA_FIELD: Final = b"d"
 
 Side = Literal["BUY", "SELL"]
-OrderType = Literal["market", "limit", "stop"]
+OrderType = Literal[
+    "market", "limit", "stop", "stop_limit", "trailing_stop", "join_bid", "join_ask"
+]
 Status = Literal["accepted", "rejected", "expired", "failed"]
-# What the broker says of the order, when the worker knows it.
-OrderState = Literal["open", "pending", "filled", "cancelled", "expired", "rejected", "unknown"]
+# What the broker says of the order, when the worker knows it; "flat" answers a close,
+# cancel-all or flatten that leaves nothing (an older producer never sends those).
+OrderState = Literal[
+    "open", "pending", "filled", "cancelled", "expired", "rejected", "unknown", "flat"
+]
 
 RequestId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 EpochMs = Annotated[int, msgspec.Meta(ge=0)]
@@ -51,6 +56,9 @@ class PlaceOrder(_Intent, tag="place", kw_only=True, frozen=True):
     stop_loss_ticks: int | None = None
     """Bracket distance in ticks, positive; the worker signs it for the gateway."""
     take_profit_ticks: int | None = None
+    trail_ticks: int | None = None
+    """A trailing stop's distance in ticks, positive; the worker sends it as ``trailPrice``
+    (ticks times the contract's tick size)."""
     custom_tag: str | None = None
     """The strategy's own tag; the worker combines it with the request ID for the broker."""
     cancel_after: float | None = None
@@ -72,7 +80,40 @@ class CancelOrder(_Intent, tag="cancel", kw_only=True, frozen=True):
     order_id: int
 
 
-Intent = PlaceOrder | ModifyOrder | CancelOrder
+class ClosePosition(_Intent, tag="close", kw_only=True, frozen=True):
+    """Close the account's position in a symbol: all of it, or ``quantity`` contracts."""
+
+    symbol: str
+    quantity: int | None = None
+
+
+class CancelAll(_Intent, tag="cancel_all", kw_only=True, frozen=True):
+    """Cancel every working order of the account (or of one symbol), bracket legs included."""
+
+    symbol: str | None = None
+
+
+class Flatten(_Intent, tag="flatten", kw_only=True, frozen=True):
+    """Cancel every working order, close every position, then check nothing is left (for
+    the account, or one symbol)."""
+
+    symbol: str | None = None
+
+
+Intent = PlaceOrder | ModifyOrder | CancelOrder | ClosePosition | CancelAll | Flatten
+PositionIntent = ClosePosition | CancelAll | Flatten
+"""The protective intents: they pass a halted account and take the budget's cancel
+priority (the kill switch stops new risk, never the way out)."""
+
+
+class Closed(msgspec.Struct, kw_only=True, frozen=True):
+    """A position a close or flatten reduced."""
+
+    contract_id: str
+    quantity: int
+    """Contracts it closed."""
+    remaining: int
+    """The position's signed size after it (0: flat)."""
 
 
 class OrderResult(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
@@ -81,7 +122,8 @@ class OrderResult(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True)
     request_id: str
     status: Status
     kind: str
-    """``place``, ``modify`` or ``cancel`` (``unknown`` for an entry that did not decode)."""
+    """The intent's kind: ``place``, ``modify``, ``cancel``, ``close``, ``cancel_all`` or
+    ``flatten`` (``unknown`` for an entry that did not decode)."""
     order_id: int | None = None
     order_state: OrderState | None = None
     order_exists: bool | None = None
@@ -94,6 +136,10 @@ class OrderResult(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True)
     message: str | None = None
     broker_error_code: int | None = None
     """The gateway's own ``errorCode`` when it refused the request."""
+    cancelled: list[int] | None = None
+    """``cancel_all`` and ``flatten``: the orders they cancelled."""
+    closed: list[Closed] | None = None
+    """``close`` and ``flatten``: the positions they reduced."""
     attempts: int = 0
     """Requests sent to the broker for this intent (look-ups included)."""
     queued_ms: float = 0.0

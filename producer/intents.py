@@ -11,7 +11,14 @@ import time
 from dataclasses import dataclass
 from typing import Any, TypedDict, Unpack, cast
 
-from producer.contract import CancelOrder, ModifyOrder, PlaceOrder
+from producer.contract import (
+    CancelAll,
+    CancelOrder,
+    ClosePosition,
+    Flatten,
+    ModifyOrder,
+    PlaceOrder,
+)
 from producer.errors import InvalidOrder
 from producer.validation import check_account_id, check_timeout, validate_intent
 
@@ -36,9 +43,12 @@ class PlaceOptions(CallOptions, total=False):
     """``place_order``'s options."""
 
     order_type: str
-    """``market`` (default), ``limit`` or ``stop``."""
+    """``market`` (default), ``limit``, ``stop``, ``stop_limit`` (both prices),
+    ``trailing_stop`` (``trail_ticks``), ``join_bid`` or ``join_ask`` (no price)."""
     limit_price: float | None
     stop_price: float | None
+    trail_ticks: int | None
+    """A trailing stop's distance, a positive tick count."""
     stop_loss_ticks: int | None
     """Bracket distance, a positive tick count (the worker signs it for the gateway)."""
     take_profit_ticks: int | None
@@ -46,6 +56,13 @@ class PlaceOptions(CallOptions, total=False):
     """The strategy's own tag (the worker adds the request ID to it for the broker)."""
     cancel_after: float | None
     """Good-til-time: seconds after which the worker cancels the order if still open."""
+
+
+class SymbolOptions(CallOptions, total=False):
+    """``cancel_all``'s and ``flatten``'s options."""
+
+    symbol: str | None
+    """Only this symbol's orders and position (default: the whole account)."""
 
 
 class ModifyOptions(CallOptions, total=False):
@@ -78,6 +95,7 @@ class Origin:
             order_type=cast(Any, options.get("order_type", "market")),
             limit_price=options.get("limit_price"),
             stop_price=options.get("stop_price"),
+            trail_ticks=options.get("trail_ticks"),
             stop_loss_ticks=options.get("stop_loss_ticks"),
             take_profit_ticks=options.get("take_profit_ticks"),
             custom_tag=options.get("custom_tag"),
@@ -100,6 +118,23 @@ class Origin:
         """A validated cancel intent (not sent)."""
         intent = CancelOrder(**self._common(options), order_id=order_id)
         return cast(CancelOrder, validate_intent(intent))
+
+    def close(
+        self, symbol: str, quantity: int | None, **options: Unpack[CallOptions]
+    ) -> ClosePosition:
+        """A validated close intent (not sent)."""
+        intent = ClosePosition(**self._common(options), symbol=symbol, quantity=quantity)
+        return cast(ClosePosition, validate_intent(intent))
+
+    def cancel_all(self, **options: Unpack[SymbolOptions]) -> CancelAll:
+        """A validated cancel-all intent (not sent)."""
+        intent = CancelAll(**self._common(options), symbol=options.get("symbol"))
+        return cast(CancelAll, validate_intent(intent))
+
+    def flatten(self, **options: Unpack[SymbolOptions]) -> Flatten:
+        """A validated flatten intent (not sent)."""
+        intent = Flatten(**self._common(options), symbol=options.get("symbol"))
+        return cast(Flatten, validate_intent(intent))
 
     def lifetime(self, timeout: float | None) -> float:
         """The timeout a call waits for (the client's unless given)."""

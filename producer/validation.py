@@ -16,11 +16,26 @@ from typing import Final, cast
 import msgspec
 
 from ow_core.tags import DEFAULT_TAG_MAX_LEN, tag_room
-from producer.contract import CancelOrder, Intent, ModifyOrder, OrderType, PlaceOrder, Side
+from producer.contract import (
+    CancelAll,
+    CancelOrder,
+    ClosePosition,
+    Flatten,
+    Intent,
+    ModifyOrder,
+    OrderType,
+    PlaceOrder,
+    Side,
+)
 from producer.errors import InvalidOrder
 
 SIDES: Final = ("BUY", "SELL")
-ORDER_TYPES: Final = ("market", "limit", "stop")
+ORDER_TYPES: Final = (
+    "market", "limit", "stop", "stop_limit", "trailing_stop", "join_bid", "join_ask"
+)  # fmt: skip
+# The prices each order type carries: exactly these, no others.
+_NEEDS_LIMIT: Final = frozenset({"limit", "stop_limit"})
+_NEEDS_STOP: Final = frozenset({"stop", "stop_limit"})
 # The gateway's size, account and order IDs are int32/int64 (docs/gateway.md §5).
 MAX_INT32: Final = 2**31 - 1
 MAX_INT64: Final = 2**63 - 1
@@ -99,11 +114,12 @@ def check_side(value: object) -> Side:
 
 
 def check_order_type(value: object) -> OrderType:
-    """market, limit or stop (any case)."""
+    """One of ``ORDER_TYPES`` (any case)."""
     if isinstance(value, str) and value.lower() in ORDER_TYPES:
         return cast(OrderType, value.lower())
     raise InvalidOrder(
-        f"order_type must be one of market, limit, stop; got {value!r}", code="invalid_order_type"
+        f"order_type must be one of {', '.join(ORDER_TYPES)}; got {value!r}",
+        code="invalid_order_type",
     )
 
 
@@ -213,23 +229,37 @@ def check_tag_fits(
         )
 
 
-def check_place(order_type: OrderType, limit_price: float | None, stop_price: float | None) -> None:
-    """Cross-field rules of a new order: each type carries exactly the price it needs."""
-    if order_type == "limit" and limit_price is None:
-        raise InvalidOrder("a limit order needs limit_price", code="missing_limit_price")
-    if order_type == "stop" and stop_price is None:
-        raise InvalidOrder("a stop order needs stop_price", code="missing_stop_price")
+def check_place(
+    order_type: OrderType,
+    limit_price: float | None,
+    stop_price: float | None,
+    trail_ticks: int | None = None,
+) -> None:
+    """Cross-field rules of a new order: each type carries exactly the prices it needs
+    (a stop-limit both, a trailing stop its trail in ticks, the joins none: they take the
+    best bid or ask)."""
+    if order_type in _NEEDS_LIMIT and limit_price is None:
+        raise InvalidOrder(f"a {order_type} order needs limit_price", code="missing_limit_price")
+    if order_type in _NEEDS_STOP and stop_price is None:
+        raise InvalidOrder(f"a {order_type} order needs stop_price", code="missing_stop_price")
+    if order_type == "trailing_stop" and trail_ticks is None:
+        raise InvalidOrder("a trailing_stop order needs trail_ticks", code="missing_trail_ticks")
     # A price on the wrong type is almost always a strategy bug (a "market" order the
     # author believes is a limit); refusing it is safer than silently dropping it.
-    if order_type != "limit" and limit_price is not None:
+    if order_type not in _NEEDS_LIMIT and limit_price is not None:
         raise InvalidOrder(
-            f"limit_price is only for limit orders (order_type is {order_type})",
+            f"limit_price is only for limit and stop_limit orders (order_type is {order_type})",
             code="unexpected_limit_price",
         )
-    if order_type != "stop" and stop_price is not None:
+    if order_type not in _NEEDS_STOP and stop_price is not None:
         raise InvalidOrder(
-            f"stop_price is only for stop orders (order_type is {order_type})",
+            f"stop_price is only for stop and stop_limit orders (order_type is {order_type})",
             code="unexpected_stop_price",
+        )
+    if order_type != "trailing_stop" and trail_ticks is not None:
+        raise InvalidOrder(
+            f"trail_ticks is only for trailing_stop orders (order_type is {order_type})",
+            code="unexpected_trail_ticks",
         )
 
 
@@ -267,7 +297,8 @@ def validate_intent(intent: Intent, *, tag_max_len: int | None = DEFAULT_TAG_MAX
         order_type = check_order_type(intent.order_type)
         limit_price = check_price(intent.limit_price, "limit_price")
         stop_price = check_price(intent.stop_price, "stop_price")
-        check_place(order_type, limit_price, stop_price)
+        trail_ticks = check_ticks(intent.trail_ticks, "trail_ticks")
+        check_place(order_type, limit_price, stop_price, trail_ticks)
         cancel_after = check_cancel_after(intent.cancel_after)
         custom_tag = check_custom_tag(intent.custom_tag)
         if tag_max_len is not None:
@@ -283,9 +314,18 @@ def validate_intent(intent: Intent, *, tag_max_len: int | None = DEFAULT_TAG_MAX
             stop_price=stop_price,
             stop_loss_ticks=check_ticks(intent.stop_loss_ticks, "stop_loss_ticks"),
             take_profit_ticks=check_ticks(intent.take_profit_ticks, "take_profit_ticks"),
+            trail_ticks=trail_ticks,
             custom_tag=custom_tag,
             cancel_after=cancel_after,
         )
+    if isinstance(intent, ClosePosition):
+        quantity = None if intent.quantity is None else check_quantity(intent.quantity)
+        return msgspec.structs.replace(
+            intent, account_id=account_id, symbol=check_symbol(intent.symbol), quantity=quantity
+        )
+    if isinstance(intent, CancelAll | Flatten):
+        symbol = None if intent.symbol is None else check_symbol(intent.symbol)
+        return msgspec.structs.replace(intent, account_id=account_id, symbol=symbol)
     order_id = check_order_id(intent.order_id)
     if isinstance(intent, ModifyOrder):
         quantity = None if intent.quantity is None else check_quantity(intent.quantity)

@@ -33,7 +33,7 @@ class FaultConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     latency_ms: Millis = 0.0  # added to every /api request
     jitter_ms: Millis = 0.0  # plus uniform(0, jitter_ms)
     error_rate: Rate = 0.0  # share answered HTTP 500 without taking effect
-    commit_then_fail_rate: Rate = 0.0  # share of place/modify/cancel that take effect, then fail
+    commit_then_fail_rate: Rate = 0.0  # share of order mutations that take effect, then fail
     stall_rate: Rate = 0.0  # share held for stall_ms before being processed
     stall_ms: Millis = 0.0
     rate_limit: RateLimit | None = msgspec.field(default_factory=lambda: GATEWAY_LIMIT)

@@ -485,11 +485,18 @@ ENDPOINTS: tuple[Endpoint[Any], ...] = (
     Endpoint("/api/Order/cancel", CancelOrderRequest, Gateway.cancel_order, mutates_orders=True),
     Endpoint("/api/Order/modify", ModifyOrderRequest, Gateway.modify_order, mutates_orders=True),
     Endpoint("/api/Position/searchOpen", AccountIdRequest, Gateway.search_positions),
-    Endpoint("/api/Position/closeContract", ClosePositionRequest, Gateway.close_position),
+    # A close trades the position off with a market order: it mutates orders too.
+    Endpoint(
+        "/api/Position/closeContract",
+        ClosePositionRequest,
+        Gateway.close_position,
+        mutates_orders=True,
+    ),
     Endpoint(
         "/api/Position/partialCloseContract",
         PartialClosePositionRequest,
         Gateway.partial_close_position,
+        mutates_orders=True,
     ),
     Endpoint("/api/Trade/search", SearchTradeRequest, Gateway.search_trades),
     Endpoint("/api/History/retrieveBars", RetrieveBarRequest, Gateway.retrieve_bars),

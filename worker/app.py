@@ -251,6 +251,7 @@ def _executor(
             duplicate_tag_code=settings.duplicate_tag_code,
             resolve_timeout_s=settings.resolve_timeout_s,
             order_lookback_h=settings.order_lookback_h,
+            close_settle_s=settings.close_settle_s,
         ),
         schedule_cancel=schedule_cancel,
         track=track,

@@ -10,11 +10,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, TypeVar
 
 from ow_core.backoff import Backoff
 from producer.contract import (
     CancelOrder,
+    Closed,
     Intent,
     ModifyOrder,
     OrderResult,
@@ -29,6 +30,7 @@ from worker.broker.transport import CallStats
 from worker.fleet.budget import Priority
 
 log = logging.getLogger("worker.executor")
+T = TypeVar("T")
 
 _STATES: Final[dict[int, OrderState]] = {
     OrderStatus.OPEN: "open",
@@ -53,8 +55,14 @@ def order_state(order: Order) -> OrderState:
     return _STATES.get(order.status, "unknown")
 
 
-def kind_of(intent: Intent) -> Priority:
-    """The intent's kind, which is also its priority in the rate budget."""
+def kind_of(intent: Intent) -> str:
+    """The intent's kind as the wire names it (``place``, ``close``, ...)."""
+    return str(type(intent).__struct_config__.tag)
+
+
+def priority_of(intent: Intent) -> Priority:
+    """The intent's priority in the rate budget: new orders last, modifies before them,
+    cancels and the way out (close, cancel-all, flatten) first."""
     if isinstance(intent, PlaceOrder):
         return "place"
     return "modify" if isinstance(intent, ModifyOrder) else "cancel"
@@ -96,6 +104,8 @@ class Attempt:
         order_id: int | None = None,
         state: OrderState | None = None,
         order_exists: bool | None = None,
+        cancelled: list[int] | None = None,
+        closed: list[Closed] | None = None,
     ) -> OrderResult:
         """The intent's result as of now."""
         return build_result(
@@ -110,15 +120,26 @@ class Attempt:
             order_id=order_id,
             state=state,
             order_exists=order_exists,
+            cancelled=cancelled,
+            closed=closed,
         )
 
-    def ended_by(self, error: OrderError, *, order_exists: bool | None = None) -> OrderResult:
+    def ended_by(
+        self,
+        error: OrderError,
+        *,
+        order_exists: bool | None = None,
+        cancelled: list[int] | None = None,
+        closed: list[Closed] | None = None,
+    ) -> OrderResult:
         """The result of an error that ended the attempt: ``failed`` when the broker gave no
         usable answer or refused our login (an outage, not a verdict on the intent),
         ``rejected`` when it (or a rule) refused the intent itself."""
         failed = isinstance(error, BrokerUnavailable | BrokerAuthError)
         status: Status = "failed" if failed else "rejected"
-        return self.result(status, error=error, order_exists=order_exists)
+        return self.result(
+            status, error=error, order_exists=order_exists, cancelled=cancelled, closed=closed
+        )
 
     def not_sent(self, error: OrderError | None, *, looked_up: bool = False) -> OrderResult:
         """Expired: the deadline passed before the intent could be sent."""
@@ -148,7 +169,7 @@ class Attempt:
         if left > 0:
             await self.env.sleep(min(seconds, left))
 
-    async def ask(self, lookup: Callable[[], Awaitable[Order | None]]) -> Order | None:
+    async def ask(self, lookup: Callable[[], Awaitable[T]]) -> T:
         """Run a look-up until it answers; ``Unresolved`` once the resolve time is over.
 
         Look-ups are reads, so the client already retries them on its schedule; this loop
@@ -180,6 +201,8 @@ def build_result(
     order_id: int | None = None,
     state: OrderState | None = None,
     order_exists: bool | None = None,
+    cancelled: list[int] | None = None,
+    closed: list[Closed] | None = None,
 ) -> OrderResult:
     """An intent's result, timed from its creation and its pick-up until now."""
     now = env.now_ms()
@@ -195,6 +218,8 @@ def build_result(
         error_code=error_code or (error.code if error is not None else None),
         message=message or (error.message if error is not None else None),
         broker_error_code=error.broker_code if isinstance(error, BrokerRejected) else None,
+        cancelled=cancelled,
+        closed=closed,
         attempts=stats.attempts if stats else 0,
         queued_ms=float(max(0, picked - intent.created_at)),
         broker_ms=round(stats.broker_ms, 3) if stats else 0.0,

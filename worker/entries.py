@@ -14,7 +14,15 @@ from typing import Final
 import msgspec
 
 from ow_core.keys import Keys
-from producer.contract import DATA_FIELD, INTENT_DECODER, VERSION_BYTES, VERSION_FIELD, Intent
+from producer.contract import (
+    DATA_FIELD,
+    INTENT_DECODER,
+    VERSION_BYTES,
+    VERSION_FIELD,
+    CancelOrder,
+    Intent,
+    ModifyOrder,
+)
 
 MAX_INTENT_BYTES: Final = 64 * 1024
 _KINDS: Final = ("place", "modify", "cancel")
@@ -89,3 +97,10 @@ def _read_loose(data: bytes) -> _Loose:
     if loose.request_id is not None and not 0 < len(loose.request_id) <= 128:
         loose.request_id = None
     return loose
+
+
+def order_queue(intent: Intent, keys: Keys) -> str | None:
+    """Follow-ups of one order run in submission order; other intents have no queue."""
+    if isinstance(intent, ModifyOrder | CancelOrder):
+        return keys.order_queue(intent.account_id, intent.order_id)
+    return None

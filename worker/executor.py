@@ -26,17 +26,26 @@ from ow_core.redis_down import REDIS_ERRORS, is_redis_down
 from producer.contract import CancelOrder, Intent, ModifyOrder, OrderResult, PlaceOrder, Status
 from producer.errors import InvalidOrder
 from producer.validation import validate_intent
-from worker.attempt import Attempt, Env, Unresolved, build_result, kind_of, order_state
+from worker.attempt import (
+    Attempt,
+    Env,
+    Unresolved,
+    build_result,
+    kind_of,
+    order_state,
+    priority_of,
+)
 from worker.broker.client import GatewayClient
 from worker.broker.errors import BrokerError
 from worker.broker.retry import RetryPolicy
-from worker.entries import Entry, Malformed, decode_entry, readable_fields
+from worker.entries import Entry, Malformed, decode_entry, order_queue, readable_fields
 from worker.fleet.risk import RiskGate
 from worker.follow_ups import FollowUps
 from worker.ledger import DeadLetter, Ledger
 from worker.ledger.protocol import ClaimAnswer, Conflict, Done, Go, Halted, Throttle, Wait
 from worker.observe import Observer
 from worker.place import Placer, ScheduleCancel
+from worker.positions import Positions
 
 log = logging.getLogger("worker.executor")
 
@@ -66,16 +75,10 @@ class ExecutorConfig:
     duplicate_tag_code: int = 2
     resolve_timeout_s: float = 60.0
     order_lookback_h: float = 24.0
+    close_settle_s: float = 5.0
 
 
 Track = Callable[[str, str], None]
-
-
-def order_queue(intent: Intent, keys: Keys) -> str | None:
-    """Follow-ups of one order run in submission order; a place has no queue."""
-    if isinstance(intent, ModifyOrder | CancelOrder):
-        return keys.order_queue(intent.account_id, intent.order_id)
-    return None
 
 
 class Executor:
@@ -109,6 +112,7 @@ class Executor:
             risk=risk,
         )
         self._follow_ups = FollowUps(broker, lookback_h=config.order_lookback_h, risk=risk)
+        self._positions = Positions(broker, ledger.first_plan, settle_s=config.close_settle_s)
 
     # --- entry to result --------------------------------------------------------------
 
@@ -349,7 +353,7 @@ class Executor:
                 intent.request_id,
                 entry_id,
                 order_queue=queue,
-                kind=kind_of(intent),
+                kind=priority_of(intent),
                 account_id=intent.account_id,
                 reply_to=intent.reply_to,
             )
@@ -372,8 +376,9 @@ class Executor:
         intent = attempt.intent
         if isinstance(intent, PlaceOrder):
             return await self._placer.place(attempt, intent)
-        assert isinstance(intent, ModifyOrder | CancelOrder)
-        return await self._follow_ups.run(attempt, intent)
+        if isinstance(intent, ModifyOrder | CancelOrder):
+            return await self._follow_ups.run(attempt, intent)
+        return await self._positions.run(attempt, intent)
 
     # --- finishing --------------------------------------------------------------------
 

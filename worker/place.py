@@ -138,6 +138,7 @@ class Placer:
                 stop_price=intent.stop_price,
                 stop_loss_ticks=intent.stop_loss_ticks,
                 take_profit_ticks=intent.take_profit_ticks,
+                trail_ticks=intent.trail_ticks,
                 custom_tag=tag,
                 stats=attempt.stats,
                 deadline=attempt.monotonic_deadline(),

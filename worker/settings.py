@@ -34,6 +34,7 @@ DEFAULT_RATE_LIMIT: Final[RateLimit | None] = RateLimit(200, 60.0)
 _PREFIXES: Final = (
     "WORKER_", "PROJECTX_", "RISK_", "BROKER_", "ORDER_", "RESULT_", "REPLY_", "INTENTS_",
     "TOKEN_", "CONTRACT_", "METRICS_", "HEALTH_", "RESOLVE_", "WARM_", "LEADER_", "EVENTS_",
+    "CLOSE_",
 )  # fmt: skip
 
 
@@ -89,6 +90,9 @@ class Settings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     resolve_timeout_s: float = 60.0
     order_lookback_h: float = 24.0
+    close_settle_s: float = 5.0
+    """How long a close that may have reached the broker is given to show in the position
+    before anything is sent again."""
     tag_max_len: int = 50
     duplicate_tag_code: int = 2
     warm_symbols: tuple[str, ...] = ()
@@ -110,6 +114,8 @@ class Settings:
     """The accounts whose lifecycle the fleet mirrors (empty: every one the login sees)."""
     leader_ttl_ms: int = 3000
     events_retention_s: int = 86_400
+    flatten_on_loss_limit: bool = False
+    """The daily loss guard flattens the account too, not only halts it."""
     hub_ping_s: float = 10.0
     unknown_variables: tuple[str, ...] = ()
     """Variables with one of our prefixes that no setting reads (warned about at start)."""
@@ -161,6 +167,7 @@ class Settings:
             retry=reader.parsed("BROKER_RETRY_SCHEDULE_MS", d.retry, RetryPolicy.from_ms),
             resolve_timeout_s=reader.real("RESOLVE_TIMEOUT_S", d.resolve_timeout_s, low=0),
             order_lookback_h=reader.real("ORDER_LOOKBACK_H", d.order_lookback_h, low=0.01),
+            close_settle_s=reader.real("CLOSE_SETTLE_S", d.close_settle_s, low=0.1),
             tag_max_len=reader.integer("PROJECTX_TAG_MAX_LEN", d.tag_max_len, low=20),
             duplicate_tag_code=reader.integer(
                 "PROJECTX_DUPLICATE_TAG_CODE", d.duplicate_tag_code, low=0
@@ -184,6 +191,9 @@ class Settings:
             hub_url=reader.text("PROJECTX_HUB_URL", d.hub_url).rstrip("/"),
             accounts=reader.parsed("PROJECTX_ACCOUNTS", d.accounts, _account_list),
             leader_ttl_ms=reader.integer("LEADER_TTL_MS", d.leader_ttl_ms, low=500),
+            flatten_on_loss_limit=reader.switch(
+                "RISK_FLATTEN_ON_LOSS_LIMIT", d.flatten_on_loss_limit
+            ),
             events_retention_s=reader.integer("EVENTS_RETENTION_S", d.events_retention_s, low=60),
             hub_ping_s=reader.real("PROJECTX_HUB_PING_S", d.hub_ping_s, low=1),
             log_format=reader.choice("LOG_FORMAT", "AUTO", ("AUTO", "JSON", "TEXT")).lower(),

@@ -14,9 +14,11 @@ import asyncio
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Final
 
 import aiohttp
+import msgspec
 
 from producer.contract import OrderType as IntentOrderType
 from producer.validation import (
@@ -39,11 +41,13 @@ from worker.broker.models import (
     Account,
     Bracket,
     CancelOrderRequest,
+    CloseContractRequest,
     Envelope,
     ModifyOrderRequest,
     Order,
     OrderSide,
     OrderType,
+    PartialCloseContractRequest,
     PlaceOrderRequest,
     PlaceOrderResponse,
     Position,
@@ -66,6 +70,10 @@ _ORDER_TYPES: Final = {
     "market": OrderType.MARKET,
     "limit": OrderType.LIMIT,
     "stop": OrderType.STOP,
+    "stop_limit": OrderType.STOP_LIMIT,
+    "trailing_stop": OrderType.TRAILING_STOP,
+    "join_bid": OrderType.JOIN_BID,
+    "join_ask": OrderType.JOIN_ASK,
 }
 
 
@@ -207,11 +215,15 @@ class GatewayClient:
         stop_price: float | None = None,
         stop_loss_ticks: int | None = None,
         take_profit_ticks: int | None = None,
+        trail_ticks: int | None = None,
         custom_tag: str | None = None,
         stats: CallStats | None = None,
         deadline: float | None = None,
     ) -> int:
         """POST /api/Order/place; returns the order ID.
+
+        ``trail_ticks`` (a trailing stop's distance) goes as ``trailPrice``: a price
+        distance, ticks times the contract's tick size (as project-x-py sends it).
 
         Validated before anything is sent. Sent once: a timeout, dropped connection or
         5xx raises ``BrokerUnavailable`` with ``sent=True`` (the order may exist), and only
@@ -223,7 +235,8 @@ class GatewayClient:
         size = check_quantity(quantity)
         limit = check_price(limit_price, "limit_price")
         stop = check_price(stop_price, "stop_price")
-        check_place(kind, limit, stop)
+        trail = check_ticks(trail_ticks, "trail_ticks")
+        check_place(kind, limit, stop, trail)
         stop_loss, take_profit = signed_brackets(
             direction,
             check_ticks(stop_loss_ticks, "stop_loss_ticks"),
@@ -238,6 +251,13 @@ class GatewayClient:
             for value, field in ((limit, "limit_price"), (stop, "stop_price")):
                 if value is not None:
                     check_on_tick(value, contract.tick_size, field)
+        trail_price = None
+        if trail is not None:
+            tick_size = contract.tick_size
+            if not tick_size:
+                tick_size = (await self.contracts.by_id(contract.contract_id)).tick_size
+            # Decimal arithmetic, so 7 ticks of 0.1 is 0.7, not 0.7000000000000001.
+            trail_price = float(Decimal(repr(tick_size)) * trail)
         request = PlaceOrderRequest(
             account_id=account,
             contract_id=contract.contract_id,
@@ -246,6 +266,7 @@ class GatewayClient:
             size=size,
             limit_price=limit,
             stop_price=stop,
+            trail_price=trail_price,
             custom_tag=tag,
             stop_loss_bracket=stop_loss,
             take_profit_bracket=take_profit,
@@ -305,6 +326,30 @@ class GatewayClient:
         )
         await self.transport.call(
             "/api/Order/cancel", request, Envelope, idempotent=True, stats=stats, deadline=deadline
+        )
+
+    async def close_position(
+        self,
+        *,
+        account_id: int,
+        contract_id: str,
+        quantity: int | None = None,
+        stats: CallStats | None = None,
+        deadline: float | None = None,
+    ) -> None:
+        """POST /api/Position/closeContract (the whole position) or, with ``quantity``,
+        partialCloseContract (§6.2, §6.3): a market order of the gateway's that trades the
+        position down. Not idempotent (a repeat closes again): sent once, like a place."""
+        account = check_account_id(account_id)
+        endpoint = "/api/Position/closeContract"
+        request: msgspec.Struct = CloseContractRequest(account_id=account, contract_id=contract_id)
+        if quantity is not None:
+            endpoint = "/api/Position/partialCloseContract"
+            request = PartialCloseContractRequest(
+                account_id=account, contract_id=contract_id, size=check_quantity(quantity)
+            )
+        await self.transport.call(
+            endpoint, request, Envelope, idempotent=False, stats=stats, deadline=deadline
         )
 
     async def search_orders(

@@ -248,6 +248,36 @@ class SearchPositionRequest(_Wire, frozen=True, kw_only=True):
     account_id: int
 
 
+class CloseContractRequest(_Wire, frozen=True, kw_only=True):
+    """POST /api/Position/closeContract (§6.2)."""
+
+    account_id: int
+    contract_id: str
+
+
+class PartialCloseContractRequest(_Wire, frozen=True, kw_only=True):
+    """POST /api/Position/partialCloseContract (§6.3)."""
+
+    account_id: int
+    contract_id: str
+    size: int
+
+
+class ClosePositionError(IntEnum):
+    """§6.2's and §6.3's ``errorCode`` values a close acts on. The two number them alike up
+    to 4; from 5 the partial close's are one higher (its ``InvalidCloseSize`` comes first)."""
+
+    NOT_FOUND = 2
+    """No position (it is flat)."""
+    ORDER_PENDING = 6
+    """A close order of the gateway's is still pending (7 for a partial close)."""
+
+    @staticmethod
+    def pending(*, partial: bool) -> int:
+        """The ``OrderPending`` code of a close or a partial close."""
+        return ClosePositionError.ORDER_PENDING + (1 if partial else 0)
+
+
 class Position(_Wire, frozen=True, kw_only=True):
     """§6.1 PositionModel: ``size`` is unsigned, ``type`` says long (1) or short (2)."""
 
@@ -257,6 +287,14 @@ class Position(_Wire, frozen=True, kw_only=True):
     type: int
     size: int
     average_price: float = 0.0
+
+    @property
+    def signed_size(self) -> int:
+        """Contracts held, signed: > 0 long, < 0 short (0 for an undefined type)."""
+        return _POSITION_SIGN.get(self.type, 0) * self.size
+
+
+_POSITION_SIGN: Final = {1: 1, 2: -1}  # PositionType: 1 long, 2 short (§6.1)
 
 
 class SearchPositionResponse(Envelope, frozen=True, kw_only=True):

@@ -22,7 +22,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Final
+from typing import Annotated
 
 import msgspec
 from redis.asyncio import Redis
@@ -117,9 +117,6 @@ class RiskConfig:
         except ValueError:
             raise ValueError(f"{path}: account tables must be named by account ID") from None
         return cls(parsed.default.over(env_default), accounts)
-
-
-_POSITION_TYPES: Final = {1: 1, 2: -1}  # PositionType: 1 long, 2 short (docs/gateway.md §6.1)
 
 
 def check_static(limits: RiskLimits, intent: PlaceOrder | ModifyOrder) -> None:
@@ -257,11 +254,7 @@ class RiskGate:
 
     async def _position(self, account_id: int, contract_id: str, stats: CallStats) -> int:
         positions = await self._broker.search_open_positions(account_id, stats=stats)
-        return sum(
-            _POSITION_TYPES.get(p.type, 0) * p.size
-            for p in positions
-            if p.contract_id == contract_id
-        )
+        return sum(p.signed_size for p in positions if p.contract_id == contract_id)
 
     async def _working(
         self, account_id: int, contract_id: str, stats: CallStats

@@ -249,6 +249,14 @@ class Ledger:
             pipe.expire(key, self._ttl)
             await pipe.execute()
 
+    async def first_plan(self, request_id: str, plan: bytes) -> bytes:
+        """``plan`` if it is the request's first, else the one its first run stored (kept
+        as long as results are)."""
+        earlier = await self._redis.set(
+            self._keys.close_plan(request_id), plan, nx=True, ex=self._ttl, get=True
+        )
+        return plan if earlier is None else bytes(earlier)
+
     async def stored_result(self, request_id: str) -> OrderResult | None:
         """The final result of a request, if it has one."""
         data = await self._redis.get(self._keys.result(request_id))

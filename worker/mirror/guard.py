@@ -15,16 +15,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Final
 
 import msgspec
 from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT
 
 from ow_core.keys import Keys
+from producer.contract import encode_intent
 from producer.events import AccountUpdate, Event, PositionUpdate
+from producer.intents import Origin
 from worker.fleet.halt import HaltRecord
 from worker.mirror.reconcile import trading_day_start
 
 log = logging.getLogger("worker.risk")
+
+_FLATTEN_TIMEOUT_S: Final = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,10 +66,12 @@ class LossGuard:
         limit_of: Callable[[int], float | None],
         tick_of: Callable[[str], Tick | None],
         holder: str,
+        flatten: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._redis = redis
         self._keys = keys
+        self._flatten = flatten
         self._limit_of = limit_of
         self._tick_of = tick_of
         self._holder = holder
@@ -138,3 +146,14 @@ class LossGuard:
             pxat=int(until.timestamp() * 1000),
         )
         log.error("account %d halted: %s", account_id, record.reason)
+        if self._flatten:
+            await self._submit_flatten(account_id)
+
+    async def _submit_flatten(self, account_id: int) -> None:
+        """``RISK_FLATTEN_ON_LOSS_LIMIT``: a flatten intent on the stream, like any other
+        (it passes the halt); its result goes to the guard's own reply stream."""
+        origin = Origin(self._keys.reply("loss-guard"), account_id, _FLATTEN_TIMEOUT_S)
+        intent = origin.flatten()
+        entry: dict[FieldT, EncodableT] = dict(encode_intent(intent).items())
+        await self._redis.xadd(self._keys.intents, entry)
+        log.error("account %d: flatten %s submitted", account_id, intent.request_id)

@@ -89,7 +89,6 @@ class ContractSymbols:
         tick = Tick(contract.tick_size, contract.tick_value)
         self._known[contract_id] = (normalize.symbol_of_name(contract.name), tick)
 
-
     async def _resolved(self, contract_id: str) -> ContractInfo | None:
         """The contract as the fleet resolved it already (shared in Redis: no request),
         by the symbol its ID carries (``CON.F.US.MNQ.Z25``)."""
@@ -121,6 +120,7 @@ class UserHub:
         lane: FastLane | None = None,
         market_url: str = "",
         loss_limit_of: Callable[[int], float | None] | None = None,
+        flatten_on_loss_limit: bool = False,
         holder: str = "",
     ) -> None:
         self._broker = broker
@@ -141,7 +141,12 @@ class UserHub:
             None
             if loss_limit_of is None
             else LossGuard(
-                redis, keys, limit_of=loss_limit_of, tick_of=self._symbols.tick, holder=holder
+                redis,
+                keys,
+                limit_of=loss_limit_of,
+                tick_of=self._symbols.tick,
+                holder=holder,
+                flatten=flatten_on_loss_limit,
             )
         )
         self._quotes: HubConnection | None = None

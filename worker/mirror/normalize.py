@@ -36,7 +36,6 @@ _STATES: Final[dict[int, LifecycleState]] = {
     OrderStatus.SUSPENDED: "suspended",
 }
 _SIDES: Final[dict[int, Side]] = {OrderSide.BID: "BUY", OrderSide.ASK: "SELL"}
-_POSITION_SIGN: Final = {1: 1, 2: -1}  # PositionType: 1 long, 2 short (docs/gateway.md §6.1)
 # More than six fractional digits (the gateway has sent seven) is more than Python reads.
 _FRACTION: Final = re.compile(r"(\.\d{6})\d+")
 # A contract's short name is its symbol, a CME month code and one or two year digits.
@@ -150,7 +149,7 @@ def position_update(
         reconciled=reconciled,
         contract_id=position.contract_id,
         symbol=symbols(position.contract_id),
-        size=_POSITION_SIGN.get(position.type, 0) * position.size,
+        size=position.signed_size,
         average_price=position.average_price if position.size else 0.0,
     )
 

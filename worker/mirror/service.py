@@ -57,6 +57,7 @@ def leadership(settings: Settings, broker: GatewayClient, redis: Redis) -> Leade
         retention_s=settings.events_retention_s,
         lane=FastLane(settings.redis_url),
         loss_limit_of=(lambda a: risk.limits(a).daily_loss_limit) if watches_loss else None,
+        flatten_on_loss_limit=settings.flatten_on_loss_limit,
         holder=settings.worker_name,
     )
     lease = Lease(

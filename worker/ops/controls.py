@@ -1,20 +1,23 @@
-"""``order-worker halt|resume|contract``: the operator's controls over the fleet."""
+"""``order-worker halt|resume|flatten|contract``: the operator's controls over the fleet."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import time
 
 import msgspec
 from redis.asyncio import Redis
 
 from ow_core.keys import Keys
+from producer.client import OrderClient
+from producer.contract import OrderResult
 from producer.validation import check_symbol
 from worker.broker.models import ContractInfo
 from worker.fleet import halt as kill_switch
 from worker.fleet.contracts import SharedContracts
 from worker.fleet.halt import HaltRecord
-from worker.ops.args import account, operator, redis_options, with_redis
+from worker.ops.args import account, operator, redis_options, seconds, with_redis
 from worker.settings import ConfigError
 
 
@@ -31,7 +34,27 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     redis_options(halt)
     halt.add_argument("--account", type=account, help="only this account (default: all)")
     halt.add_argument("--reason", default="halted by an operator", help="shown in the results")
+    halt.add_argument(
+        "--flatten",
+        action="store_true",
+        help="then flatten the account (needs --account and running workers)",
+    )
+    _flatten_options(halt, symbol=False)
     halt.set_defaults(handler=_halt)
+
+    flatten = commands.add_parser(
+        "flatten",
+        help="cancel every working order and close every position of an account",
+        description="Submit a flatten intent and wait for its result: the workers cancel every "
+        "working order (bracket legs included), close every position, then check at the "
+        "broker that nothing is left. It passes a halted account. Needs running workers. "
+        "Exit status 0 when the account is flat, 1 when it is not (the output says what is "
+        "left).",
+    )
+    redis_options(flatten)
+    flatten.add_argument("--account", type=account, required=True, help="broker account ID")
+    _flatten_options(flatten, symbol=True)
+    flatten.set_defaults(handler=_flatten)
 
     resume = commands.add_parser(
         "resume",
@@ -58,7 +81,19 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     contract.set_defaults(handler=_contract)
 
 
+def _flatten_options(parser: argparse.ArgumentParser, *, symbol: bool) -> None:
+    if symbol:
+        parser.add_argument("--symbol", help="only this symbol's orders and position")
+    parser.add_argument(
+        "--timeout", type=seconds, default=60.0, help="seconds to wait for the result (60)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
 def _halt(args: argparse.Namespace) -> int:
+    if args.flatten and args.account is None:
+        raise ConfigError("halt --flatten needs --account (a flatten is for one account)")
+
     async def work(client: Redis, keys: Keys) -> int:
         record = HaltRecord(reason=args.reason, at=int(time.time() * 1000), by=operator())
         await kill_switch.halt(client, keys, record, args.account)
@@ -66,7 +101,34 @@ def _halt(args: argparse.Namespace) -> int:
 
     code = with_redis(args, work)
     print(f"halted: no new orders for {_scope(args.account)} until `order-worker resume`")
+    if args.flatten:
+        return _flatten(args)
     return code
+
+
+def _flatten(args: argparse.Namespace) -> int:
+    async def work() -> OrderResult:
+        async with OrderClient(
+            args.redis_url, account_id=args.account, key_prefix=args.prefix, timeout=args.timeout
+        ) as client:
+            return await client.flatten(symbol=getattr(args, "symbol", None))
+
+    result = asyncio.run(work())
+    if args.json:
+        print(msgspec.json.encode(result).decode())
+    else:
+        print(describe_flatten(result))
+    return 0 if result.ok else 1
+
+
+def describe_flatten(result: OrderResult) -> str:
+    """A flatten's result in one line."""
+    cancelled = result.cancelled or []
+    closed = ", ".join(f"{c.contract_id} {c.quantity}" for c in result.closed or []) or "nothing"
+    done = f"cancelled {len(cancelled)} orders, closed {closed}"
+    if result.ok:
+        return f"flat: {done}"
+    return f"NOT flat ({result.status}: {result.error_code}): {result.message}; {done}"
 
 
 def _resume(args: argparse.Namespace) -> int:

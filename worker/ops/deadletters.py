@@ -27,13 +27,16 @@ from ow_core.keys import ORDER_QUEUE_TTL_S, Keys
 # The producer's own lifetime for an order's queue, so a retried follow-up's agrees with it.
 from producer.contract import (
     ENCODER,
+    CancelOrder,
+    ClosePosition,
     Intent,
     ModifyOrder,
     PlaceOrder,
     decode_result,
     encode_intent,
 )
-from worker.entries import Malformed, decode_entry
+from worker.attempt import kind_of
+from worker.entries import Malformed, decode_entry, order_queue
 from worker.ledger import DeadLetter
 from worker.ops.args import positive, redis_options, seconds, with_redis
 from worker.ops.status import duration, table, utc_time
@@ -173,11 +176,7 @@ async def _retry_one(
     else:
         intent = msgspec.structs.replace(intent, deadline=now + int(deadline_s * 1000))
         fields = encode_intent(intent)
-    queue = (
-        None
-        if isinstance(intent, PlaceOrder)
-        else keys.order_queue(intent.account_id, intent.order_id)
-    )
+    queue = order_queue(intent, keys)
     args = RetryArgs(
         dead_id=letter.id,
         version=fields[b"v"].decode(),
@@ -286,8 +285,11 @@ def _describe(intent: Intent | Malformed) -> str:
         return f"{intent.kind} (malformed)"
     if isinstance(intent, PlaceOrder):
         return f"place {intent.symbol} {intent.side} {intent.quantity}"
-    kind = "modify" if isinstance(intent, ModifyOrder) else "cancel"
-    return f"{kind} {intent.order_id}"
+    if isinstance(intent, ModifyOrder | CancelOrder):
+        return f"{kind_of(intent)} {intent.order_id}"
+    if isinstance(intent, ClosePosition):
+        return f"close {intent.symbol} {'all' if intent.quantity is None else intent.quantity}"
+    return f"{kind_of(intent)} {intent.symbol or 'every symbol'}"
 
 
 def _raw(letter: DeadLetter) -> dict[bytes, bytes]:

@@ -72,7 +72,8 @@ async def test_place_with_brackets_puts_the_legs_on_the_right_sides(
         take_profit_ticks=20,
         custom_tag=f"bracket-{order_type}-{side}",
         stats=stats,
-        **prices,
+        limit_price=prices.get("limit_price"),
+        stop_price=prices.get("stop_price"),
     )
 
     assert stats.attempts == 2  # contract search, place

@@ -8,6 +8,7 @@ from datetime import datetime
 import msgspec
 
 from ow_core.keys import Keys
+from producer.contract import DATA_FIELD, INTENT_DECODER, Flatten
 from producer.events import AccountUpdate, PositionUpdate
 from tests.unit.mirror.fakes import ACCOUNT, MNQ
 from tests.unit.worker.ledger_fakes import make_redis
@@ -90,3 +91,18 @@ async def test_an_account_without_a_limit_is_not_watched() -> None:
     watcher = guard(redis, limit=None)
     await watcher.on_event(account(-1e9))
     assert await redis.get(KEYS.halt(ACCOUNT)) is None
+
+
+async def test_with_flatten_on_the_limit_a_flatten_intent_goes_on_the_stream() -> None:
+    redis = make_redis()
+    watcher = LossGuard(
+        redis, KEYS, limit_of=lambda account: 100.0, tick_of=lambda contract: None,
+        holder="w1", flatten=True, clock=lambda: NOW,
+    )  # fmt: skip
+    await watcher.on_event(account(-150.0))
+    [(_, fields)] = await redis.xrange(KEYS.intents)
+    intent = INTENT_DECODER.decode(fields[DATA_FIELD])
+    assert isinstance(intent, Flatten)
+    assert (intent.account_id, intent.symbol) == (ACCOUNT, None)
+    await watcher.on_event(account(-200.0))  # once a day, not at every loss
+    assert await redis.xlen(KEYS.intents) == 1

@@ -11,7 +11,15 @@ import pytest
 
 import producer.validation
 from ow_core.tags import tag_room
-from producer.contract import CancelOrder, Intent, ModifyOrder, PlaceOrder
+from producer.contract import (
+    CancelAll,
+    CancelOrder,
+    ClosePosition,
+    Flatten,
+    Intent,
+    ModifyOrder,
+    PlaceOrder,
+)
 from producer.errors import InvalidOrder, OrderError
 from producer.validation import MAX_INT32, MAX_INT64, check_on_tick, validate_intent
 
@@ -36,6 +44,10 @@ def modify(**overrides: Any) -> ModifyOrder:
 
 def cancel(**overrides: Any) -> CancelOrder:
     return CancelOrder(**{**COMMON, "order_id": 42, **overrides})
+
+
+def close(**overrides: Any) -> ClosePosition:
+    return ClosePosition(**{**COMMON, "symbol": "MNQ", **overrides})
 
 
 REFUSED: list[tuple[str, Intent, str]] = [
@@ -77,6 +89,37 @@ REFUSED: list[tuple[str, Intent, str]] = [
         place(order_type="limit", limit_price=100.0, stop_price=99.0),
         "unexpected_stop_price",
     ),
+    (
+        "stop-limit without its stop",
+        place(order_type="stop_limit", limit_price=1.0),
+        "missing_stop_price",
+    ),
+    (
+        "stop-limit without its limit",
+        place(order_type="stop_limit", stop_price=1.0),
+        "missing_limit_price",
+    ),
+    ("trailing stop without its trail", place(order_type="trailing_stop"), "missing_trail_ticks"),
+    (
+        "trailing stop with a stop price",
+        place(order_type="trailing_stop", trail_ticks=8, stop_price=1.0),
+        "unexpected_stop_price",
+    ),
+    (
+        "trail on a limit",
+        place(order_type="limit", limit_price=1.0, trail_ticks=8),
+        "unexpected_trail_ticks",
+    ),
+    (
+        "join-bid with a price",
+        place(order_type="join_bid", limit_price=1.0),
+        "unexpected_limit_price",
+    ),
+    ("a trail of 0 ticks", place(order_type="trailing_stop", trail_ticks=0), "invalid_ticks"),
+    ("a close of 0 contracts", close(quantity=0), "invalid_quantity"),
+    ("a close of no symbol", close(symbol=""), "invalid_symbol"),
+    ("a flatten of a bad symbol", Flatten(**COMMON, symbol=" "), "invalid_symbol"),
+    ("a cancel-all for account 0", CancelAll(**{**COMMON, "account_id": 0}), "invalid_account"),
     ("negative cancel_after", place(cancel_after=-5.0), "invalid_cancel_after"),
     ("zero cancel_after", place(cancel_after=0), "invalid_cancel_after"),
     ("cancel_after of 1e15 s", place(cancel_after=1e15), "invalid_cancel_after"),
@@ -225,6 +268,33 @@ def test_cancel_is_normalised() -> None:
     assert isinstance(valid, CancelOrder)
     assert (valid.order_id, valid.account_id) == (9, 3)
     assert type(valid.order_id) is int
+
+
+def test_the_way_out_is_normalised() -> None:
+    closing = validate_intent(close(symbol=" mnq ", quantity=2.0))
+    assert isinstance(closing, ClosePosition)
+    assert (closing.symbol, closing.quantity) == ("MNQ", 2)
+    everything = validate_intent(Flatten(**COMMON))
+    assert isinstance(everything, Flatten)
+    assert everything.symbol is None
+    one = validate_intent(CancelAll(**COMMON, symbol="es"))
+    assert isinstance(one, CancelAll)
+    assert one.symbol == "ES"
+
+
+@pytest.mark.parametrize(
+    ("fields"),
+    [
+        {"order_type": "stop_limit", "stop_price": 21010.0, "limit_price": 21011.0},
+        {"order_type": "trailing_stop", "trail_ticks": 8},
+        {"order_type": "join_bid"},
+        {"order_type": "JOIN_ASK"},
+    ],
+)
+def test_every_order_type_with_its_prices_is_valid(fields: dict[str, Any]) -> None:
+    valid = validate_intent(place(**fields))
+    assert isinstance(valid, PlaceOrder)
+    assert valid.order_type == fields["order_type"].lower()
 
 
 @pytest.mark.parametrize(
