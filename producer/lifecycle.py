@@ -64,25 +64,17 @@ class Lifecycle:
             for _stream, entries in answer or ():
                 for entry_id, fields in entries:
                     cursor = entry_id.decode()
-                    try:
-                        event = EVENT_DECODER.decode(fields[b"e"])
-                    except (KeyError, msgspec.DecodeError):
-                        continue  # not one of ours (written by hand, or by a newer fleet)
-                    yield msgspec.structs.replace(event, event_id=cursor)
+                    event = _event(cursor, fields)
+                    if event is not None:
+                        yield event
 
     async def recent(self, account_id: int, count: int) -> list[Event]:
         """The last ``count`` events of an account, oldest first."""
         if count <= 0:
             return []
         entries = await self._redis.xrevrange(self._keys.events(account_id), count=count)
-        found = []
-        for entry_id, fields in reversed(entries):
-            try:
-                event = EVENT_DECODER.decode(fields[b"e"])
-            except (KeyError, msgspec.DecodeError):
-                continue
-            found.append(msgspec.structs.replace(event, event_id=entry_id.decode()))
-        return found
+        found = (_event(entry_id.decode(), fields) for entry_id, fields in reversed(entries))
+        return [event for event in found if event is not None]
 
     async def last_id(self, account_id: int) -> str:
         """The stream ID of the newest event of an account ('0-0' when there is none)."""
@@ -134,10 +126,7 @@ class Lifecycle:
         for _stream, entries in answer or ():
             for entry_id, fields in entries:
                 cursor = entry_id.decode()
-                try:
-                    event = EVENT_DECODER.decode(fields[b"e"])
-                except (KeyError, msgspec.DecodeError):
-                    continue
+                event = _event(cursor, fields)
                 if isinstance(event, OrderUpdate) and event.order_id == order_id:
                     found = event
                     if event.final:
@@ -179,3 +168,13 @@ class Lifecycle:
     async def live(self, account_id: int) -> bool:
         """Whether a leader keeps the account's mirror live right now."""
         return bool(await self._redis.exists(self._keys.mirror_synced(account_id)))
+
+
+def _event(entry_id: str, fields: dict[bytes, bytes]) -> Event | None:
+    """A stream entry as its event, its ID set; None for an entry that is not one of ours
+    (written by hand, or by a newer fleet)."""
+    try:
+        event = EVENT_DECODER.decode(fields[b"e"])
+    except (KeyError, msgspec.DecodeError):
+        return None
+    return msgspec.structs.replace(event, event_id=entry_id)

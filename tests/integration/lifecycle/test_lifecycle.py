@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from functools import partial
 
 import msgspec
@@ -21,21 +21,6 @@ from producer.events import AccountUpdate, TradeUpdate
 from tests.faults.harness import Fleet
 from tests.integration.lifecycle.venue import TICK, Rest, Seen, audit, eventually, live
 from worker.local.pytest_plugin import DEMO_ACCOUNT
-
-
-@pytest.fixture
-async def stack(fleet: Callable[..., Fleet]) -> Fleet:
-    started = fleet()
-    started.start_worker("w1")
-    started.start_worker("w2")
-    return started
-
-
-@pytest.fixture
-async def client(stack: Fleet) -> AsyncIterator[OrderClient]:
-    async with OrderClient(stack.redis_url, account_id=DEMO_ACCOUNT, timeout=20) as opened:
-        await live(opened)
-        yield opened
 
 
 async def resting_buy(client: OrderClient, stack: Fleet, quantity: int = 1) -> tuple[int, float]:
@@ -54,14 +39,14 @@ def fill_buy_at(stack: Fleet, limit: float) -> None:
 
 
 async def test_a_resting_limit_filled_by_a_price_move_reaches_events_and_wait_order(
-    stack: Fleet, client: OrderClient
+    two_workers: Fleet, strategy: OrderClient
 ) -> None:
-    seen = Seen(client)
-    order_id, limit = await resting_buy(client, stack)
-    waiting = asyncio.create_task(client.wait_order(order_id, states=("filled",), timeout=20))
+    seen = Seen(strategy)
+    order_id, limit = await resting_buy(strategy, two_workers)
+    waiting = asyncio.create_task(strategy.wait_order(order_id, states=("filled",), timeout=20))
     await eventually(lambda: _equal(seen.states(order_id), ["open"]))
     assert not waiting.done()
-    fill_buy_at(stack, limit)
+    fill_buy_at(two_workers, limit)
     filled = await waiting
     assert (filled.state, filled.filled_quantity, filled.fill_price) == ("filled", 1, limit)
     assert filled.request_id is not None
@@ -69,81 +54,87 @@ async def test_a_resting_limit_filled_by_a_price_move_reaches_events_and_wait_or
     await eventually(lambda: _equal(seen.sizes(), [1]))
     [trade] = seen.trades(order_id)
     assert (trade.price, trade.quantity, trade.side, trade.pnl) == (limit, 1, "BUY", None)
-    [position] = await client.positions()
+    [position] = await strategy.positions()
     assert (position.symbol, position.size, position.average_price) == ("MNQ", 1, limit)
-    assert await client.open_orders() == []
+    assert await strategy.open_orders() == []
     # Asked again after the fact, the mirror answers at once.
-    again = await client.wait_order(order_id, timeout=0.1)
+    again = await strategy.wait_order(order_id, timeout=0.1)
     assert again.event_id is None
     assert again.fill_price == limit
-    account = await client.account()
+    account = await strategy.account()
     assert account is not None
     assert account.balance < 50_000
-    await eventually(lambda: audit(client, seen, stack.broker.orders(), Rest(stack.broker_url)))
+    await eventually(
+        lambda: audit(strategy, seen, two_workers.broker.orders(), Rest(two_workers.broker_url))
+    )
     await seen.close()
 
 
 async def test_a_brackets_stop_loss_fill_arrives_with_its_oco_cancel_and_the_position_flat(
-    stack: Fleet, client: OrderClient
+    two_workers: Fleet, strategy: OrderClient
 ) -> None:
-    seen = Seen(client)
-    entry = await client.place_order(
+    seen = Seen(strategy)
+    entry = await strategy.place_order(
         symbol="MNQ", side="BUY", quantity=1, stop_loss_ticks=8, take_profit_ticks=8
     )
     assert entry.status == "accepted"
     assert entry.order_id is not None
     await eventually(lambda: _equal(seen.sizes(), [1]))
-    legs = {o.order_id: o for o in await client.open_orders()}
+    legs = {o.order_id: o for o in await strategy.open_orders()}
     assert len(legs) == 2
     stop = next(o for o in legs.values() if o.stop_price is not None)
     target = next(o for o in legs.values() if o.limit_price is not None)
-    stack.broker.move_price("MNQ", (stop.stop_price or 0) - TICK)
-    stopped = await client.wait_order(stop.order_id, timeout=20)
+    two_workers.broker.move_price("MNQ", (stop.stop_price or 0) - TICK)
+    stopped = await strategy.wait_order(stop.order_id, timeout=20)
     assert stopped.side == "SELL"
     assert stopped.filled_quantity == 1
     with pytest.raises(OrderEnded) as cancelled:
-        await client.wait_order(target.order_id, timeout=20)
+        await strategy.wait_order(target.order_id, timeout=20)
     assert cancelled.value.update.state == "cancelled"
     await eventually(lambda: _equal(seen.sizes(), [1, 0]))
     closing = seen.trades(stop.order_id)
     assert len(closing) == 1
     assert (closing[0].pnl or 0) < 0
-    assert await client.positions() == []
-    assert await client.open_orders() == []
+    assert await strategy.positions() == []
+    assert await strategy.open_orders() == []
     await eventually(lambda: _realized_loss(seen))
-    await eventually(lambda: audit(client, seen, stack.broker.orders(), Rest(stack.broker_url)))
+    await eventually(
+        lambda: audit(strategy, seen, two_workers.broker.orders(), Rest(two_workers.broker_url))
+    )
     await seen.close()
 
 
-async def test_partial_fills_arrive_in_steps(stack: Fleet, client: OrderClient) -> None:
-    stack.broker.faults(max_fill_size=1)
-    seen = Seen(client)
-    order_id, limit = await resting_buy(client, stack, quantity=3)
+async def test_partial_fills_arrive_in_steps(two_workers: Fleet, strategy: OrderClient) -> None:
+    two_workers.broker.faults(max_fill_size=1)
+    seen = Seen(strategy)
+    order_id, limit = await resting_buy(strategy, two_workers, quantity=3)
     for step in range(3):
-        fill_buy_at(stack, limit)
+        fill_buy_at(two_workers, limit)
         await eventually(partial(_trades_are, seen, order_id, step + 1))
-    filled = await client.wait_order(order_id, timeout=5)
+    filled = await strategy.wait_order(order_id, timeout=5)
     assert filled.filled_quantity == 3
     assert [(e.state, e.filled_quantity) for e in seen.orders(order_id)] == [
         ("open", 0), ("open", 1), ("open", 2), ("filled", 3)
     ]  # fmt: skip
     await eventually(lambda: _equal(seen.sizes(), [1, 2, 3]))
-    await eventually(lambda: audit(client, seen, stack.broker.orders(), Rest(stack.broker_url)))
+    await eventually(
+        lambda: audit(strategy, seen, two_workers.broker.orders(), Rest(two_workers.broker_url))
+    )
     await seen.close()
 
 
 async def test_a_fill_while_the_leader_is_dead_arrives_once_reconciled(
-    stack: Fleet, client: OrderClient
+    two_workers: Fleet, strategy: OrderClient
 ) -> None:
-    redis = aioredis.Redis.from_url(stack.redis_url)
-    seen = Seen(client)
-    order_id, limit = await resting_buy(client, stack)
+    redis = aioredis.Redis.from_url(two_workers.redis_url)
+    seen = Seen(strategy)
+    order_id, limit = await resting_buy(strategy, two_workers)
     await eventually(lambda: _equal(seen.states(order_id), ["open"]))
     leader = (await redis.get("ow:leader:user")).decode()
     killed = time.monotonic()
-    stack.kill(leader)
-    fill_buy_at(stack, limit)  # nobody listens: the leader is gone, its lease not yet free
-    filled = await client.wait_order(order_id, timeout=20)
+    two_workers.kill(leader)
+    fill_buy_at(two_workers, limit)  # nobody listens: the leader is gone, its lease not yet free
+    filled = await strategy.wait_order(order_id, timeout=20)
     assert filled.reconciled
     assert filled.filled_quantity == 1
     successor = (await redis.get("ow:leader:user")).decode()
@@ -156,26 +147,30 @@ async def test_a_fill_while_the_leader_is_dead_arrives_once_reconciled(
     assert seen.states(order_id) == ["open", "filled"]
     assert len(seen.trades(order_id)) == 1
     assert seen.trades(order_id)[0].reconciled
-    await eventually(lambda: audit(client, seen, stack.broker.orders(), Rest(stack.broker_url)))
+    await eventually(
+        lambda: audit(strategy, seen, two_workers.broker.orders(), Rest(two_workers.broker_url))
+    )
     await seen.close()
     await redis.aclose()
 
 
-async def test_a_hub_drop_loses_nothing(stack: Fleet, client: OrderClient) -> None:
-    seen = Seen(client)
-    first, first_limit = await resting_buy(client, stack)
+async def test_a_hub_drop_loses_nothing(two_workers: Fleet, strategy: OrderClient) -> None:
+    seen = Seen(strategy)
+    first, first_limit = await resting_buy(strategy, two_workers)
     await eventually(lambda: _equal(seen.states(first), ["open"]))
-    assert stack.broker.drop_hubs() >= 1
-    fill_buy_at(stack, first_limit)  # while the hub is down (or reconnecting)
-    await client.wait_order(first, timeout=20)
+    assert two_workers.broker.drop_hubs() >= 1
+    fill_buy_at(two_workers, first_limit)  # while the hub is down (or reconnecting)
+    await strategy.wait_order(first, timeout=20)
     # After the reconnect the hub pushes again.
-    second, second_limit = await resting_buy(client, stack)
-    fill_buy_at(stack, second_limit)
-    pushed = await client.wait_order(second, timeout=20)
+    second, second_limit = await resting_buy(strategy, two_workers)
+    fill_buy_at(two_workers, second_limit)
+    pushed = await strategy.wait_order(second, timeout=20)
     assert not pushed.reconciled
     await eventually(lambda: _equal(seen.sizes(), [1, 2]))
-    assert stack.broker.hubs()["stats"]["dropped"] >= 1
-    await eventually(lambda: audit(client, seen, stack.broker.orders(), Rest(stack.broker_url)))
+    assert two_workers.broker.hubs()["stats"]["dropped"] >= 1
+    await eventually(
+        lambda: audit(strategy, seen, two_workers.broker.orders(), Rest(two_workers.broker_url))
+    )
     await seen.close()
 
 

@@ -5,7 +5,7 @@ rule. Two workers, a real Redis, the simulator."""
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -19,20 +19,6 @@ from tests.integration.lifecycle.venue import TICK, Rest, eventually
 from worker.local.pytest_plugin import DEMO_ACCOUNT
 
 WORKING = (1, 6, 8)  # Open, Pending, Suspended
-
-
-@pytest.fixture
-def stack(fleet: Callable[..., Fleet]) -> Fleet:
-    started = fleet()
-    started.start_worker("w1")
-    started.start_worker("w2")
-    return started
-
-
-@pytest.fixture
-async def client(stack: Fleet) -> AsyncIterator[OrderClient]:
-    async with OrderClient(stack.redis_url, account_id=DEMO_ACCOUNT, timeout=30) as opened:
-        yield opened
 
 
 def symbol_of(contract_id: str) -> str:
@@ -67,21 +53,21 @@ async def never_reversed(stack: Fleet) -> None:
 
 
 async def test_a_position_of_three_closed_by_one_then_closed(
-    stack: Fleet, client: OrderClient
+    two_workers: Fleet, strategy: OrderClient
 ) -> None:
-    opened = await client.place_order("MNQ", "BUY", 3)
+    opened = await strategy.place_order("MNQ", "BUY", 3)
     assert opened.status == "accepted"
-    part = await client.close_position("MNQ", quantity=1)
+    part = await strategy.close_position("MNQ", quantity=1)
     assert (part.status, part.order_state) == ("accepted", "filled"), part
     assert part.closed is not None
     assert (part.closed[0].quantity, part.closed[0].remaining) == (1, 2)
-    assert await venue_positions(stack) == {"MNQ": 2}
-    rest = await client.close_position("MNQ")
+    assert await venue_positions(two_workers) == {"MNQ": 2}
+    rest = await strategy.close_position("MNQ")
     assert (rest.status, rest.order_state) == ("accepted", "flat"), rest
-    assert await venue_positions(stack) == {}
-    again = await client.close_position("MNQ")
+    assert await venue_positions(two_workers) == {}
+    again = await strategy.close_position("MNQ")
     assert (again.status, again.order_state, again.closed) == ("accepted", "flat", [])
-    await never_reversed(stack)
+    await never_reversed(two_workers)
 
 
 async def build_a_book(client: OrderClient, stack: Fleet) -> None:
@@ -98,69 +84,73 @@ async def build_a_book(client: OrderClient, stack: Fleet) -> None:
 
 
 async def test_flatten_leaves_nothing_and_a_second_finds_nothing(
-    stack: Fleet, client: OrderClient
+    two_workers: Fleet, strategy: OrderClient
 ) -> None:
-    await build_a_book(client, stack)
-    flat = await client.flatten()
+    await build_a_book(strategy, two_workers)
+    flat = await strategy.flatten()
     assert (flat.status, flat.order_state) == ("accepted", "flat"), flat
     assert flat.cancelled is not None
     assert flat.closed is not None
     assert len(flat.cancelled) == 4
     assert sorted(c.quantity for c in flat.closed) == [1, 2]
-    assert working(stack) == []
-    assert await venue_positions(stack) == {}
-    twice = await client.flatten()
+    assert working(two_workers) == []
+    assert await venue_positions(two_workers) == {}
+    twice = await strategy.flatten()
     assert (twice.status, twice.order_state, twice.cancelled, twice.closed) == (
         "accepted", "flat", [], []
     )  # fmt: skip
-    await never_reversed(stack)
+    await never_reversed(two_workers)
 
 
 async def test_flatten_passes_a_halted_account_and_new_orders_do_not(
-    stack: Fleet, client: OrderClient
+    two_workers: Fleet, strategy: OrderClient
 ) -> None:
-    await build_a_book(client, stack)
-    redis = aioredis.Redis.from_url(stack.redis_url)
+    await build_a_book(strategy, two_workers)
+    redis = aioredis.Redis.from_url(two_workers.redis_url)
     await redis.set(f"ow:halt:{DEMO_ACCOUNT}", b'{"reason":"test","at":1,"by":"test"}')
     await redis.aclose()
-    refused = await client.place_order("MNQ", "BUY", 1)
+    refused = await strategy.place_order("MNQ", "BUY", 1)
     assert (refused.status, refused.error_code) == ("rejected", "halted")
-    flat = await client.flatten()
+    flat = await strategy.flatten()
     assert (flat.status, flat.order_state) == ("accepted", "flat"), flat
-    assert working(stack) == []
-    assert await venue_positions(stack) == {}
+    assert working(two_workers) == []
+    assert await venue_positions(two_workers) == {}
 
 
 async def test_flatten_through_failing_cancels_and_closes_ends_flat_and_never_reversed(
-    stack: Fleet, client: OrderClient
+    two_workers: Fleet, strategy: OrderClient
 ) -> None:
-    await build_a_book(client, stack)
+    await build_a_book(strategy, two_workers)
     # Half the cancels answer 500 having done nothing; half the closes take effect and then
     # answer 500 or drop the connection (the worst case for a close: done, but unknown).
-    stack.broker.faults(
+    two_workers.broker.faults(
         error_rate=0.5, endpoints=["/api/Order/cancel"],
     )  # fmt: skip
-    stack.broker.faults(commit_then_fail_rate=0.5)
-    stack.broker.faults(
+    two_workers.broker.faults(commit_then_fail_rate=0.5)
+    two_workers.broker.faults(
         endpoints=["/api/Order/cancel", "/api/Position/closeContract",
                    "/api/Position/partialCloseContract"],
     )  # fmt: skip
-    flat = await client.flatten()
-    stack.broker.faults(error_rate=0.0, commit_then_fail_rate=0.0, endpoints=None)
+    flat = await strategy.flatten()
+    two_workers.broker.faults(error_rate=0.0, commit_then_fail_rate=0.0, endpoints=None)
     assert (flat.status, flat.order_state) == ("accepted", "flat"), flat
-    assert working(stack) == []
-    assert await venue_positions(stack) == {}
-    await never_reversed(stack)
-    assert stack.broker.stats()["errors_injected"] + stack.broker.stats()["commit_then_fail"] > 0
+    assert working(two_workers) == []
+    assert await venue_positions(two_workers) == {}
+    await never_reversed(two_workers)
+    assert (
+        two_workers.broker.stats()["errors_injected"]
+        + two_workers.broker.stats()["commit_then_fail"]
+        > 0
+    )
 
 
-async def test_cancel_all_of_one_symbol(stack: Fleet, client: OrderClient) -> None:
-    await build_a_book(client, stack)
-    done = await client.cancel_all(symbol="ES")
+async def test_cancel_all_of_one_symbol(two_workers: Fleet, strategy: OrderClient) -> None:
+    await build_a_book(strategy, two_workers)
+    done = await strategy.cancel_all(symbol="ES")
     assert done.status == "accepted"
     assert done.cancelled is not None
     assert len(done.cancelled) == 1
-    assert {symbol_of(o["contractId"]) for o in working(stack)} == {"MNQ"}
+    assert {symbol_of(o["contractId"]) for o in working(two_workers)} == {"MNQ"}
 
 
 @pytest.mark.parametrize(
@@ -174,9 +164,9 @@ async def test_cancel_all_of_one_symbol(stack: Fleet, client: OrderClient) -> No
     ids=["stop_limit", "trailing_stop", "join_bid", "join_ask"],
 )
 async def test_each_order_type_rests_with_its_number_then_fills_by_its_rule(
-    stack: Fleet, client: OrderClient, options: dict[str, Any], gateway_type: int
+    two_workers: Fleet, strategy: OrderClient, options: dict[str, Any], gateway_type: int
 ) -> None:
-    last = stack.broker.price("MNQ")
+    last = two_workers.broker.price("MNQ")
     kwargs: dict[str, Any] = {"order_type": options["order_type"]}
     if "stop" in options:
         kwargs["stop_price"] = last + options["stop"] * TICK
@@ -184,10 +174,10 @@ async def test_each_order_type_rests_with_its_number_then_fills_by_its_rule(
     if "trail_ticks" in options:
         kwargs["trail_ticks"] = options["trail_ticks"]
     if options["order_type"] == "trailing_stop":
-        assert (await client.place_order("MNQ", "BUY", 1)).status == "accepted"  # to protect
-    placed = await client.place_order("MNQ", options["side"], 1, **kwargs)
+        assert (await strategy.place_order("MNQ", "BUY", 1)).status == "accepted"  # to protect
+    placed = await strategy.place_order("MNQ", options["side"], 1, **kwargs)
     assert placed.status == "accepted", placed
-    [resting] = [o for o in stack.broker.orders() if o["id"] == placed.order_id]
+    [resting] = [o for o in two_workers.broker.orders() if o["id"] == placed.order_id]
     assert (resting["type"], resting["status"]) == (gateway_type, 1)
     if gateway_type == 5:
         assert resting["stopPrice"] == last - 8 * TICK  # trailPrice = 8 ticks of 0.25
@@ -199,10 +189,10 @@ async def test_each_order_type_rests_with_its_number_then_fills_by_its_rule(
         7: [last + TICK],  # a sell at the ask fills once the bid rises to it
     }[gateway_type]
     for price in moves:
-        stack.broker.move_price("MNQ", price)
+        two_workers.broker.move_price("MNQ", price)
 
     async def filled() -> None:
-        [now] = [o for o in stack.broker.orders() if o["id"] == placed.order_id]
+        [now] = [o for o in two_workers.broker.orders() if o["id"] == placed.order_id]
         assert now["status"] == 2, now
 
     await eventually(filled, timeout=5)
@@ -241,10 +231,10 @@ async def _holds(client: OrderClient) -> None:
 
 
 async def test_the_operator_halts_and_flattens_from_the_shell(
-    stack: Fleet, client: OrderClient
+    two_workers: Fleet, strategy: OrderClient
 ) -> None:
-    await build_a_book(client, stack)
-    env = {"PATH": os.environ["PATH"], "REDIS_URL": stack.redis_url}
+    await build_a_book(strategy, two_workers)
+    env = {"PATH": os.environ["PATH"], "REDIS_URL": two_workers.redis_url}
     refused = cli("halt", "--flatten", env=env)
     assert refused.returncode == 2
     assert "needs --account" in refused.stderr
@@ -252,8 +242,8 @@ async def test_the_operator_halts_and_flattens_from_the_shell(
     assert done.returncode == 0, done.stderr
     result = msgspec.json.decode(done.stdout.splitlines()[-1])
     assert (result["status"], result["order_state"]) == ("accepted", "flat")
-    assert working(stack) == []
-    assert await venue_positions(stack) == {}
+    assert working(two_workers) == []
+    assert await venue_positions(two_workers) == {}
     again = cli("flatten", "--account", str(DEMO_ACCOUNT), env=env)
     assert again.returncode == 0
     assert again.stdout.startswith("flat: cancelled 0 orders, closed nothing")
