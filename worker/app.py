@@ -21,7 +21,6 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Final
 
-import aiohttp
 import arq.worker
 import msgspec
 import redis.exceptions
@@ -41,10 +40,8 @@ from worker.broker.errors import BrokerError
 from worker.broker.transport import make_session
 from worker.consumer import Consumer
 from worker.executor import Executor, ExecutorConfig
-from worker.fleet.budget import RateBudget
-from worker.fleet.contracts import SharedContracts
+from worker.fleet.client import fleet_broker
 from worker.fleet.risk import RiskGate
-from worker.fleet.tokens import SharedTokens
 from worker.housekeeping import forget_idle_consumers, trim_intents
 from worker.ledger import Ledger
 from worker.mirror.exposure import MirrorExposure
@@ -137,7 +134,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     )
     observer = Observers([LogObserver(), health, *([metrics] if metrics else [])])
     session = make_session(connections=max(100, settings.max_in_flight * 2))
-    broker = make_broker(settings, session, redis, observer)
+    broker = fleet_broker(settings, session, redis, observer)
     consumer: Consumer | None = None
 
     def track(entry_id: str, request_id: str) -> None:
@@ -194,30 +191,6 @@ async def _serve_metrics(
         raise ConfigError(f"METRICS_PORT {port} on {host} cannot be served: {error}") from None
     log.info("metrics on http://%s:%d/metrics", host, port)
     return runner
-
-
-def make_broker(
-    settings: Settings, session: aiohttp.ClientSession, redis: Redis, observer: Observer
-) -> GatewayClient:
-    """The broker client, sharing the fleet's token, rate budget and resolved contracts."""
-    keys = settings.keys
-    return GatewayClient(
-        session,
-        settings.base_url,
-        username=settings.username,
-        api_key=settings.api_key.reveal(),
-        retry=settings.retry,
-        request_timeout=settings.broker_timeout_ms / 1000,
-        connect_timeout=settings.broker_connect_timeout_ms / 1000,
-        renew_margin=settings.token_renew_margin_s,
-        budget=None
-        if settings.rate_limit is None
-        else RateBudget(redis, keys, settings.rate_limit),
-        tokens=SharedTokens(redis, keys),
-        contracts=SharedContracts(redis, keys, ttl_s=settings.contract_ttl_s),
-        contract_refresh_s=settings.contract_refresh_s,
-        observer=observer,
-    )
 
 
 def _executor(

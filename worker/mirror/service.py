@@ -27,6 +27,7 @@ from ow_core.aio import cancel_and_wait
 from ow_core.fastlane import FastLane
 from worker.broker.client import GatewayClient
 from worker.broker.transport import make_session
+from worker.fleet.client import fleet_broker
 from worker.hubs.leader import Leadership, Lease
 from worker.mirror.listener import UserHub
 from worker.observe import Observers
@@ -69,11 +70,9 @@ def leadership(settings: Settings, broker: GatewayClient, redis: Redis) -> Leade
 async def listen(settings: Settings, *, parent: int | None = None) -> None:
     """Compete for the lease and listen while holding it, until SIGTERM or SIGINT (or,
     with ``parent``, until that process is gone)."""
-    from worker.app import make_broker  # the worker's own wiring of the broker client
-
     redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=2)
     session = make_session(connections=20)
-    broker = make_broker(settings, session, redis, Observers([LogObserver()]))
+    broker = fleet_broker(settings, session, redis, Observers([LogObserver()]))
     leader = leadership(settings, broker, redis)
     run = asyncio.create_task(leader.run(), name="user-hub-leadership")
     stop = asyncio.Event()
