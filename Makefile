@@ -32,7 +32,13 @@ check: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: $(STAMP) redis-server
+# The benchmark's peers: streaq in this environment (taskiq gets one of its own).
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP) redis-server
 	$(BIN)/python -m benchmarks
 
 bench-quick: $(STAMP) redis-server
