@@ -136,6 +136,8 @@ class RedisServer:
     log_dir: Path
     appendonly: bool = False
     port: int = field(default_factory=free_port)
+    args: Sequence[str] = ()
+    """More ``redis-server`` options (``--replicaof``, TLS, ACL users...)."""
     data_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="ow-redis-")))
     process: Process | None = None
 
@@ -159,6 +161,7 @@ class RedisServer:
             "--save", "",
             "--appendonly", "yes" if self.appendonly else "no",
             "--appendfsync", "everysec",
+            *self.args,
         ]  # fmt: skip
         self.process = spawn(f"redis-{self.port}", argv, log_dir=self.log_dir)
         client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1)
