@@ -29,7 +29,7 @@ from ow_core.aio import cancel_and_wait
 from ow_core.backoff import Backoff
 from ow_core.connect import RedisTarget
 from ow_core.fastlane import FastLane, Script
-from ow_core.keys import DEFAULT_PREFIX, ORDER_QUEUE_TTL_S, Keys
+from ow_core.keys import CLIENT_NAME, DEFAULT_PREFIX, ORDER_QUEUE_TTL_S, Keys
 from ow_core.redis_down import REDIS_ERRORS, is_redis_down
 from ow_core.urls import DEFAULT_REDIS_URL
 from producer.contract import (
@@ -89,7 +89,9 @@ class OrderClient:
     ``sentinels`` (``"host:port,host:port"`` or a list) finds the primary through a Sentinel
     group monitoring it as ``sentinel_master`` (default ``mymaster``) and follows its
     failovers; ``redis_url`` then only says how to talk to it (scheme, user, password,
-    database).
+    database). ``name`` (letters, digits, ``_``) starts the client's reply stream's name,
+    ``<prefix>:reply:<name>-<random>``, for a Redis ACL that lets a strategy's user read its
+    own replies and nobody else's (``order-worker acl``).
     """
 
     def __init__(
@@ -102,6 +104,7 @@ class OrderClient:
         record: str | Path | None = None,
         sentinels: str | Sequence[str | tuple[str, int]] | None = None,
         sentinel_master: str | None = None,
+        name: str | None = None,
     ) -> None:
         try:
             self._target = RedisTarget.of(redis_url, sentinels, sentinel_master)
@@ -110,7 +113,9 @@ class OrderClient:
         self.timeout = check_timeout(timeout)
         self.account_id = None if account_id is None else check_account_id(account_id)
         self.keys = Keys(key_prefix)
-        self.client_id = secrets.token_hex(8)
+        if name is not None and not CLIENT_NAME.fullmatch(name):
+            raise InvalidConfig(f"a client's name is 1-40 letters, digits or _, got {name!r}")
+        self.client_id = secrets.token_hex(8) if name is None else f"{name}-{secrets.token_hex(8)}"
         self.reply_stream = self.keys.reply(self.client_id)
         self._origin = Origin(self.reply_stream, self.account_id, self.timeout)
         self._replies = Replies(self.reply_stream)

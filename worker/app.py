@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Final
+from urllib.parse import parse_qs, urlsplit
 
 import arq.worker
 import msgspec
@@ -323,6 +324,16 @@ async def housekeeping(ctx: dict[str, Any]) -> None:
 def _arq_redis(target: RedisTarget) -> RedisSettings:
     """arq's connection settings for the same Redis (arq asks Sentinel itself)."""
     dsn = RedisSettings.from_dsn(target.url)
+    # arq reads no options from the URL; TLS needs them (the CA to trust, a client cert).
+    query = {name: values[-1] for name, values in parse_qs(urlsplit(target.url).query).items()}
+    dsn = dataclasses.replace(
+        dsn,
+        ssl_ca_certs=query.get("ssl_ca_certs"),
+        ssl_certfile=query.get("ssl_certfile"),
+        ssl_keyfile=query.get("ssl_keyfile"),
+        ssl_cert_reqs=query.get("ssl_cert_reqs", dsn.ssl_cert_reqs),
+        ssl_check_hostname=query.get("ssl_check_hostname", "").lower() in ("1", "true", "yes"),
+    )
     if not target.uses_sentinel:
         return dsn
     return dataclasses.replace(

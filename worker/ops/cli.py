@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from ow_core.redis_down import REDIS_ERRORS, is_redis_down
 from producer.errors import OrderError
 from worker.local import demo
-from worker.ops import controls, deadletters, intents, lifecycle, listen, run, status
+from worker.ops import acl, controls, deadletters, intents, lifecycle, listen, run, status
 from worker.ops.args import Handler, target
 from worker.settings import ConfigError
 
@@ -46,6 +46,6 @@ def parser() -> argparse.ArgumentParser:
         epilog="Configuration comes from environment variables; see the README.",
     )
     commands = top.add_subparsers(title="commands", required=True, metavar="COMMAND")
-    for module in (run, listen, demo, intents, status, lifecycle, deadletters, controls):
+    for module in (run, listen, demo, intents, status, lifecycle, deadletters, controls, acl):
         module.add_parser(commands)
     return top
