@@ -107,26 +107,28 @@ class _Protocol(asyncio.Protocol):
         self.reader.feed(data)
         while (reply := self.reader.gets()) is not False:
             future, _ = self.waiting.popleft()
-            if isinstance(reply, redis.exceptions.ResponseError) and str(reply).startswith(
-                _READONLY
-            ):
-                self._demoted()
-            if not future.done():
-                if isinstance(reply, redis.exceptions.ResponseError):
-                    future.set_exception(self.lost or _as_redis_py_would(reply))
-                else:
-                    future.set_result(reply)
+            if isinstance(reply, redis.exceptions.ResponseError):
+                error = (
+                    self._demoted()
+                    if str(reply).startswith(_READONLY)
+                    else _as_redis_py_would(reply)
+                )
+                if not future.done():
+                    future.set_exception(error)
+            elif not future.done():
+                future.set_result(reply)
 
-    def _demoted(self) -> None:
+    def _demoted(self) -> Exception:
         """A write refused as READONLY: this server is a replica now (a failover made
-        another the primary). Fail what is in flight and drop the connection, so the next
-        call connects to the primary anew."""
+        another the primary). Drop the connection (what is in flight fails), so the next
+        call connects to the primary anew; the error to answer with, an outage."""
         if self.lost is None:
             self.lost = redis.exceptions.ConnectionError(
                 "Redis answered READONLY: it is a replica now (failover); reconnecting"
             )
             if self.transport is not None:
                 self.transport.abort()
+        return self.lost
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = self.lost or redis.exceptions.ConnectionError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ import msgspec
 
 from ow_core.aio import cancel_and_wait
 from ow_core.tags import broker_tag
-from producer import OrderClient, OrderResult, ResultTimeout
+from producer import OrderClient, OrderResult, QueueUnavailable, ResultTimeout
 from producer.contract import Intent, ModifyOrder, PlaceOrder, decode_result
 from worker.local.pytest_plugin import DEMO_ACCOUNT, BrokerSim
 from worker.local.stack import Process, RedisServer, start_simulator, start_worker, worker_env
@@ -172,7 +173,7 @@ async def drive(
         for _ in range(producers)
     ]
     for client in clients:
-        await client.open()
+        await open_when_reachable(client, timeout)
     try:
 
         async def settle(client: OrderClient, request_id: str) -> None:
@@ -237,6 +238,21 @@ async def drive(
             run.replies.update(client.replies)
             await client.close()
     return run
+
+
+async def open_when_reachable(client: OrderClient, within: float) -> None:
+    """Open a client, as a strategy would that starts while Redis is away (a round of
+    ``drive_while`` can begin in the middle of a restart or a failover): ``open`` says
+    ``QueueUnavailable`` then, and is tried again until ``within`` seconds have passed."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            await client.open()
+            return
+        except QueueUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
 
 
 @dataclass
