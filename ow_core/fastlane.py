@@ -16,7 +16,8 @@ outage, so the next call finds the new primary.
 
 TLS (``rediss://``) takes redis-py's URL options: ``ssl_ca_certs``, ``ssl_certfile``,
 ``ssl_keyfile``, ``ssl_cert_reqs`` (``none``, ``optional``, ``required``) and
-``ssl_check_hostname`` (off by default, as in redis-py).
+``ssl_check_hostname``, which is on here unless the URL says ``false`` (redis-py's pooled
+connections leave it off unless told).
 """
 
 from __future__ import annotations
@@ -268,12 +269,14 @@ def _ssl_context(parts: SplitResult) -> ssl.SSLContext:
     """The TLS context redis-py would make from the same URL's options."""
     options = {name: values[-1] for name, values in parse_qs(parts.query).items()}
     context = ssl.create_default_context(cafile=options.get("ssl_ca_certs"))
-    context.check_hostname = options.get("ssl_check_hostname", "").lower() in ("1", "true", "yes")
     reqs = options.get("ssl_cert_reqs", "required").lower()
     if reqs not in _CERT_REQS:
         raise redis.exceptions.ConnectionError(
             f"ssl_cert_reqs must be none, optional or required, got {reqs!r}"
         )
+    context.check_hostname = reqs != "none" and options.get(
+        "ssl_check_hostname", "true"
+    ).lower() not in ("0", "false", "no")
     context.verify_mode = _CERT_REQS[reqs]
     if "ssl_certfile" in options:
         context.load_cert_chain(options["ssl_certfile"], options.get("ssl_keyfile"))
