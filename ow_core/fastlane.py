@@ -9,7 +9,15 @@ Lua scripts by SHA with a fallback to loading them.
 
 Errors look like redis-py's (``redis.exceptions.ConnectionError``, ``TimeoutError``,
 ``ResponseError``), so callers handle both clients the same way. A broken connection fails
-every request in flight and is reopened on the next call.
+every request in flight and is reopened on the next call. With a ``Discovery`` (Sentinel,
+``ow_core.connect``) each new connection asks where the primary is, and a ``READONLY``
+answer (the server was demoted to a replica by a failover) drops the connection like an
+outage, so the next call finds the new primary.
+
+TLS (``rediss://``) takes redis-py's URL options: ``ssl_ca_certs``, ``ssl_certfile``,
+``ssl_keyfile``, ``ssl_cert_reqs`` (``none``, ``optional``, ``required``) and
+``ssl_check_hostname``, which is on here unless the URL says ``false`` (redis-py's pooled
+connections leave it off unless told).
 """
 
 from __future__ import annotations
@@ -21,8 +29,8 @@ import ssl
 import time
 from collections.abc import Sequence
 from importlib.resources.abc import Traversable
-from typing import Any, Final, cast
-from urllib.parse import unquote, urlsplit
+from typing import Any, Final, Protocol, cast
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 import hiredis
 import redis.exceptions
@@ -30,6 +38,24 @@ import redis.exceptions
 Arg = str | bytes | int | float
 
 _NOSCRIPT: Final = "NOSCRIPT"
+_READONLY: Final = "READONLY"
+_CERT_REQS: Final = {
+    "none": ssl.CERT_NONE,
+    "optional": ssl.CERT_OPTIONAL,
+    "required": ssl.CERT_REQUIRED,
+}
+
+
+class Discovery(Protocol):
+    """Finds the server to connect to (the primary of a Sentinel group)."""
+
+    async def primary(self) -> tuple[str, int]:
+        """Host and port of the primary now; a redis-py ConnectionError if none is known."""
+        ...
+
+    async def close(self) -> None:
+        """Release what it holds."""
+        ...
 
 
 def _command(args: Sequence[Arg]) -> bytes:
@@ -82,14 +108,31 @@ class _Protocol(asyncio.Protocol):
         self.reader.feed(data)
         while (reply := self.reader.gets()) is not False:
             future, _ = self.waiting.popleft()
-            if not future.done():
-                if isinstance(reply, redis.exceptions.ResponseError):
-                    future.set_exception(_as_redis_py_would(reply))
-                else:
-                    future.set_result(reply)
+            if isinstance(reply, redis.exceptions.ResponseError):
+                error = (
+                    self._demoted()
+                    if str(reply).startswith(_READONLY)
+                    else _as_redis_py_would(reply)
+                )
+                if not future.done():
+                    future.set_exception(error)
+            elif not future.done():
+                future.set_result(reply)
+
+    def _demoted(self) -> Exception:
+        """A write refused as READONLY: this server is a replica now (a failover made
+        another the primary). Drop the connection (what is in flight fails), so the next
+        call connects to the primary anew; the error to answer with, an outage."""
+        if self.lost is None:
+            self.lost = redis.exceptions.ConnectionError(
+                "Redis answered READONLY: it is a replica now (failover); reconnecting"
+            )
+            if self.transport is not None:
+                self.transport.abort()
+        return self.lost
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.lost = redis.exceptions.ConnectionError(
+        self.lost = self.lost or redis.exceptions.ConnectionError(
             f"connection to Redis lost ({exc or 'closed'})"
         )
         while self.waiting:
@@ -101,8 +144,16 @@ class _Protocol(asyncio.Protocol):
 class FastLane:
     """One pipelined connection to Redis (see the module docstring)."""
 
-    def __init__(self, url: str, *, timeout: float = 5.0, connect_timeout: float = 2.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 5.0,
+        connect_timeout: float = 2.0,
+        discovery: Discovery | None = None,
+    ) -> None:
         self._url = url
+        self._discovery = discovery
         self._timeout = timeout
         self._connect_timeout = connect_timeout
         self._protocol: _Protocol | None = None
@@ -142,6 +193,8 @@ class FastLane:
         if self._protocol is not None and self._protocol.transport is not None:
             self._protocol.transport.close()
         self._protocol = None
+        if self._discovery is not None:
+            await self._discovery.close()
 
     async def _connect(self) -> _Protocol:
         if self._connecting is None:
@@ -151,24 +204,27 @@ class FastLane:
                 return self._protocol
             loop = asyncio.get_running_loop()
             parts = urlsplit(self._url)
+            host, port = parts.hostname or "127.0.0.1", parts.port or 6379
             try:
                 if parts.scheme == "unix":
                     _, protocol = await asyncio.wait_for(
                         loop.create_unix_connection(_Protocol, parts.path), self._connect_timeout
                     )
                 else:
+                    if self._discovery is not None:
+                        host, port = await self._discovery.primary()
                     _, protocol = await asyncio.wait_for(
                         loop.create_connection(
                             _Protocol,
-                            parts.hostname or "127.0.0.1",
-                            parts.port or 6379,
-                            ssl=ssl.create_default_context() if parts.scheme == "rediss" else None,
+                            host,
+                            port,
+                            ssl=_ssl_context(parts) if parts.scheme == "rediss" else None,
                         ),
                         self._connect_timeout,
                     )
             except (OSError, TimeoutError) as error:
                 raise redis.exceptions.ConnectionError(
-                    f"cannot connect to Redis at {parts.hostname}:{parts.port} ({error})"
+                    f"cannot connect to Redis at {host}:{port} ({error})"
                 ) from None
             self._protocol = protocol
             await self._hello(parts.username, parts.password, parts.path)
@@ -207,6 +263,24 @@ class FastLane:
             self._watchdog = loop.call_later(1.0, check)
 
         self._watchdog = loop.call_later(1.0, check)
+
+
+def _ssl_context(parts: SplitResult) -> ssl.SSLContext:
+    """The TLS context redis-py would make from the same URL's options."""
+    options = {name: values[-1] for name, values in parse_qs(parts.query).items()}
+    context = ssl.create_default_context(cafile=options.get("ssl_ca_certs"))
+    reqs = options.get("ssl_cert_reqs", "required").lower()
+    if reqs not in _CERT_REQS:
+        raise redis.exceptions.ConnectionError(
+            f"ssl_cert_reqs must be none, optional or required, got {reqs!r}"
+        )
+    context.check_hostname = reqs != "none" and options.get(
+        "ssl_check_hostname", "true"
+    ).lower() not in ("0", "false", "no")
+    context.verify_mode = _CERT_REQS[reqs]
+    if "ssl_certfile" in options:
+        context.load_cert_chain(options["ssl_certfile"], options.get("ssl_keyfile"))
+    return context
 
 
 def _as_redis_py_would(error: redis.exceptions.ResponseError) -> Exception:

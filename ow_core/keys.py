@@ -12,6 +12,9 @@ from typing import Final
 
 DEFAULT_PREFIX = "ow"
 _CLIENT_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
+CLIENT_NAME: Final = re.compile(r"[A-Za-z0-9_]{1,40}")
+"""A client's name (``OrderClient(name=...)``), which starts its ID: ``<name>-<random>``.
+No ``-`` in it, so the pattern of one name's reply streams never covers another's."""
 ORDER_QUEUE_TTL_S = 24 * 3600
 """How long an order's follow-up queue is kept after its last follow-up was submitted."""
 
@@ -164,3 +167,17 @@ class Keys:
     def order_queue(self, account_id: int, order_id: int) -> str:
         """Follow-up intents (modify, cancel) of one order, in submission order."""
         return f"{self.prefix}:orderq:{account_id}:{order_id}"
+
+    # --- patterns, for Redis ACL rules (worker/ops/acl.py) --------------------------------
+
+    def order_queues(self, account_id: int) -> str:
+        """Every order queue of one account, as a glob."""
+        return self.order_queue(account_id, 0).removesuffix("0") + "*"
+
+    def account_keys(self, account_id: int) -> str:
+        """Every mirror and events key of one account, as a glob."""
+        return self._account(account_id, "*")
+
+    def replies_of(self, name: str) -> str:
+        """Every reply stream of the clients named ``name`` (``OrderClient(name=...)``)."""
+        return self.reply(f"{name}-*")

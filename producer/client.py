@@ -13,7 +13,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncGenerator, Awaitable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Iterable, Sequence
 from importlib.resources import files
 from pathlib import Path
 from types import TracebackType
@@ -27,10 +27,11 @@ from redis.backoff import ExponentialBackoff
 
 from ow_core.aio import cancel_and_wait
 from ow_core.backoff import Backoff
+from ow_core.connect import RedisTarget
 from ow_core.fastlane import FastLane, Script
-from ow_core.keys import DEFAULT_PREFIX, ORDER_QUEUE_TTL_S, Keys
+from ow_core.keys import CLIENT_NAME, DEFAULT_PREFIX, ORDER_QUEUE_TTL_S, Keys
 from ow_core.redis_down import REDIS_ERRORS, is_redis_down
-from ow_core.urls import DEFAULT_REDIS_URL, check_redis_url, mask_url
+from ow_core.urls import DEFAULT_REDIS_URL
 from producer.contract import (
     DATA_FIELD,
     VERSION_FIELD,
@@ -84,6 +85,13 @@ class OrderClient:
     ``await client.result(request_id)`` fetches the result later. The intent's deadline is
     its creation time plus the timeout: a worker refuses (``expired``) what it picks up
     later than that, so a stale order never reaches the broker.
+
+    ``sentinels`` (``"host:port,host:port"`` or a list) finds the primary through a Sentinel
+    group monitoring it as ``sentinel_master`` (default ``mymaster``) and follows its
+    failovers; ``redis_url`` then only says how to talk to it (scheme, user, password,
+    database). ``name`` (letters, digits, ``_``) starts the client's reply stream's name,
+    ``<prefix>:reply:<name>-<random>``, for a Redis ACL that lets a strategy's user read its
+    own replies and nobody else's (``order-worker acl``).
     """
 
     def __init__(
@@ -94,19 +102,23 @@ class OrderClient:
         timeout: float = 10.0,
         key_prefix: str = DEFAULT_PREFIX,
         record: str | Path | None = None,
+        sentinels: str | Sequence[str | tuple[str, int]] | None = None,
+        sentinel_master: str | None = None,
+        name: str | None = None,
     ) -> None:
         try:
-            check_redis_url(redis_url)
+            self._target = RedisTarget.of(redis_url, sentinels, sentinel_master)
         except ValueError as error:
             raise InvalidConfig(str(error)) from None
         self.timeout = check_timeout(timeout)
         self.account_id = None if account_id is None else check_account_id(account_id)
         self.keys = Keys(key_prefix)
-        self.client_id = secrets.token_hex(8)
+        if name is not None and not CLIENT_NAME.fullmatch(name):
+            raise InvalidConfig(f"a client's name is 1-40 letters, digits or _, got {name!r}")
+        self.client_id = secrets.token_hex(8) if name is None else f"{name}-{secrets.token_hex(8)}"
         self.reply_stream = self.keys.reply(self.client_id)
         self._origin = Origin(self.reply_stream, self.account_id, self.timeout)
         self._replies = Replies(self.reply_stream)
-        self._redis_url = redis_url
         self._redis: Redis | None = None
         self._reader: asyncio.Task[None] | None = None
         self._record = None if record is None else IntentLog(record)
@@ -140,8 +152,7 @@ class OrderClient:
         """
         if self._redis is not None:
             return
-        client = Redis.from_url(
-            self._redis_url,
+        client = self._target.client(
             # A blocking read must never hit the socket timeout.
             socket_timeout=READ_BLOCK_MS / 1000 + 5,
             socket_connect_timeout=2,
@@ -157,8 +168,8 @@ class OrderClient:
             raise self._unavailable(error) from None
         self._redis = client
         # The hot path (enqueue, read replies) on pipelined connections of its own.
-        self._lane = FastLane(self._redis_url, timeout=5.0)
-        self._reader_lane = FastLane(self._redis_url, timeout=READ_BLOCK_MS / 1000 + 5)
+        self._lane = self._target.lane(timeout=5.0)
+        self._reader_lane = self._target.lane(timeout=READ_BLOCK_MS / 1000 + 5)
         self._reader = asyncio.create_task(
             self._replies.read(self._reader_lane, self._deliver), name=f"replies-{self.client_id}"
         )
@@ -448,7 +459,7 @@ class OrderClient:
             ) from None
 
     def _unavailable(self, error: BaseException) -> QueueUnavailable:
-        return QueueUnavailable(f"cannot reach Redis at {mask_url(self._redis_url)}: {error}")
+        return QueueUnavailable(f"cannot reach Redis at {self._target.describe()}: {error}")
 
     def _deliver(self, fields: dict[bytes, bytes]) -> None:
         """One reply entry from the reader (a subclass may watch them go by)."""

@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Final
+from urllib.parse import parse_qs, urlsplit
 
 import arq.worker
 import msgspec
@@ -32,7 +33,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
 from ow_core.aio import cancel_and_wait
-from ow_core.fastlane import FastLane
+from ow_core.connect import RedisTarget
 from ow_core.redis_down import REDIS_ERRORS, is_redis_down
 from producer.contract import ENCODER, CancelOrder, PlaceOrder
 from worker.broker.client import GatewayClient
@@ -125,8 +126,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     if metrics is not None:
         # First: a port that cannot be served stops the worker before it takes any work.
         ctx["metrics_runner"] = await _serve_metrics(settings, metrics, health)
-    redis = Redis.from_url(
-        settings.redis_url,
+    redis = settings.redis.client(
         # A blocking XREADGROUP must never hit the socket timeout.
         socket_timeout=settings.block_ms / 1000 + 5,
         socket_connect_timeout=2,
@@ -149,7 +149,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         result_ttl_s=settings.result_ttl_s,
         reply_maxlen=settings.reply_maxlen,
         budget=settings.budget,
-        lane=FastLane(settings.redis_url, timeout=settings.block_ms / 1000 + 5),
+        lane=settings.redis.lane(timeout=settings.block_ms / 1000 + 5),
     )
     executor = _executor(settings, broker, ledger, redis, ctx["redis"], track, observer)
     consumer = Consumer(
@@ -166,7 +166,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         lease_ms=settings.lease_ms,
         observer=observer,
         health=health.report,
-        redis_url=settings.redis_url,
+        redis_target=settings.redis,
     )
     ctx.update(
         stream_redis=redis, session=session, broker=broker, executor=executor, consumer=consumer
@@ -321,6 +321,26 @@ async def housekeeping(ctx: dict[str, Any]) -> None:
     await forget_idle_consumers(redis, settings.keys)
 
 
+def _arq_redis(target: RedisTarget) -> RedisSettings:
+    """arq's connection settings for the same Redis (arq asks Sentinel itself)."""
+    dsn = RedisSettings.from_dsn(target.url)
+    # arq reads no options from the URL; TLS needs them (the CA to trust, a client cert).
+    query = {name: values[-1] for name, values in parse_qs(urlsplit(target.url).query).items()}
+    dsn = dataclasses.replace(
+        dsn,
+        ssl_ca_certs=query.get("ssl_ca_certs"),
+        ssl_certfile=query.get("ssl_certfile"),
+        ssl_keyfile=query.get("ssl_keyfile"),
+        ssl_cert_reqs=query.get("ssl_cert_reqs", dsn.ssl_cert_reqs),
+        ssl_check_hostname=query.get("ssl_check_hostname", "").lower() in ("1", "true", "yes"),
+    )
+    if not target.uses_sentinel:
+        return dsn
+    return dataclasses.replace(
+        dsn, host=list(target.sentinels), sentinel=True, sentinel_master=target.sentinel_master
+    )
+
+
 def worker_settings(settings: Settings) -> dict[str, Any]:
     """arq ``Worker`` keyword arguments for these settings."""
     return {
@@ -332,7 +352,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         "on_startup": startup,
         "on_shutdown": shutdown,
         "redis_settings": dataclasses.replace(
-            RedisSettings.from_dsn(settings.redis_url),
+            _arq_redis(settings.redis),
             # arq's own polling loop has no reconnect logic of its own: without these a
             # Redis restart would end the worker process.
             retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), 60),

@@ -30,6 +30,7 @@ from redis.asyncio import Redis
 
 from ow_core.aio import cancel_and_wait
 from ow_core.backoff import Backoff
+from ow_core.connect import RedisTarget
 from ow_core.fastlane import FastLane
 from ow_core.keys import Keys
 from ow_core.redis_down import REDIS_ERRORS, is_redis_down
@@ -67,10 +68,10 @@ class Consumer:
         lease_ms: int = 5000,
         observer: Observer | None = None,
         health: Callable[[], Health] | None = None,
-        redis_url: str,
+        redis_target: RedisTarget,
     ) -> None:
         self._redis = redis
-        self._redis_url = redis_url
+        self._redis_target = redis_target
         self._observer = observer or Observer()
         self._keys = keys
         self._executor = executor
@@ -191,7 +192,7 @@ class Consumer:
     async def _read_loop(self) -> None:
         backoff = Backoff(0.05, 2.0)
         # The blocking read has a pipelined connection of its own (see ow_core.fastlane).
-        lane = FastLane(self._redis_url, timeout=self._block_ms / 1000 + 5)
+        lane = self._redis_target.lane(timeout=self._block_ms / 1000 + 5)
         try:
             await self._read(lane, backoff)
         finally:

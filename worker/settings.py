@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields
 from typing import Final, TypeVar
 from urllib.parse import urlsplit
 
+from ow_core.connect import DEFAULT_SENTINEL_MASTER, Address, RedisTarget, parse_sentinels
 from ow_core.keys import DEFAULT_PREFIX, Keys
 from ow_core.urls import DEFAULT_REDIS_URL, check_redis_url, mask_url
 from producer.errors import InvalidOrder, OrderError
@@ -34,7 +35,7 @@ DEFAULT_RATE_LIMIT: Final[RateLimit | None] = RateLimit(200, 60.0)
 _PREFIXES: Final = (
     "WORKER_", "PROJECTX_", "RISK_", "BROKER_", "ORDER_", "RESULT_", "REPLY_", "INTENTS_",
     "TOKEN_", "CONTRACT_", "METRICS_", "HEALTH_", "RESOLVE_", "WARM_", "LEADER_", "EVENTS_",
-    "CLOSE_",
+    "CLOSE_", "REDIS_SENTINEL",
 )  # fmt: skip
 
 
@@ -70,6 +71,9 @@ class Settings:
     """Everything a worker process needs to know, from ``Settings.from_env``."""
 
     redis_url: str = DEFAULT_REDIS_URL
+    redis_sentinels: tuple[Address, ...] = ()
+    """Sentinels naming the primary (none: ``redis_url`` is the server)."""
+    redis_sentinel_master: str = DEFAULT_SENTINEL_MASTER
     key_prefix: str = DEFAULT_PREFIX
     base_url: str = DEFAULT_BASE_URL
     username: str = ""
@@ -134,6 +138,11 @@ class Settings:
         return f"{self.base_url.rstrip('/')}/hubs"
 
     @property
+    def redis(self) -> RedisTarget:
+        """Where Redis is: what every connection of the worker is made from."""
+        return RedisTarget(self.redis_url, self.redis_sentinels, self.redis_sentinel_master)
+
+    @property
     def budget(self) -> Window | None:
         """The login's window for every endpoint but retrieveBars (None: no budget)."""
         if self.rate_limit is None:
@@ -160,6 +169,8 @@ class Settings:
         d = cls()  # every default is written once, as a field's default above
         settings = cls(
             redis_url=reader.text("REDIS_URL", d.redis_url),
+            redis_sentinels=reader.parsed("REDIS_SENTINELS", d.redis_sentinels, parse_sentinels),
+            redis_sentinel_master=reader.text("REDIS_SENTINEL_MASTER", d.redis_sentinel_master),
             key_prefix=reader.text("ORDER_KEY_PREFIX", d.key_prefix),
             base_url=reader.text("PROJECTX_BASE_URL", d.base_url),
             username=reader.text("PROJECTX_USERNAME", ""),
@@ -255,6 +266,10 @@ def _check(settings: Settings) -> None:
         check_redis_url(settings.redis_url)
     except ValueError as error:
         raise ConfigError(f"REDIS_URL: {error}") from None
+    try:
+        settings.redis  # noqa: B018 (the combination of URL and sentinels is checked here)
+    except ValueError as error:
+        raise ConfigError(f"REDIS_SENTINELS: {error}") from None
     if not settings.base_url.startswith(("http://", "https://")):
         raise ConfigError(f"PROJECTX_BASE_URL must be an http(s) URL, got {settings.base_url!r}")
     if settings.claim_idle_ms < settings.lease_ms:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ import msgspec
 
 from ow_core.aio import cancel_and_wait
 from ow_core.tags import broker_tag
-from producer import OrderClient, OrderResult, ResultTimeout
+from producer import OrderClient, OrderResult, QueueUnavailable, ResultTimeout
 from producer.contract import Intent, ModifyOrder, PlaceOrder, decode_result
 from worker.local.pytest_plugin import DEMO_ACCOUNT, BrokerSim
 from worker.local.stack import Process, RedisServer, start_simulator, start_worker, worker_env
@@ -154,17 +155,25 @@ async def drive(
     timeout: float = 90.0,
     batch: int = 20,
     seed: int = 1,
+    sentinels: Sequence[tuple[str, int]] = (),
+    sentinel_master: str | None = None,
 ) -> Run:
     """Several producers place market and limit orders; each resting limit then gets a
-    modify and a cancel submitted back to back."""
+    modify and a cancel submitted back to back (``sentinels``: through a Sentinel group)."""
     rng = random.Random(seed)
     run = Run()
     clients = [
-        AuditingClient(redis_url, account_id=DEMO_ACCOUNT, timeout=timeout)
+        AuditingClient(
+            redis_url,
+            account_id=DEMO_ACCOUNT,
+            timeout=timeout,
+            sentinels=sentinels,
+            sentinel_master=sentinel_master,
+        )
         for _ in range(producers)
     ]
     for client in clients:
-        await client.open()
+        await open_when_reachable(client, timeout)
     try:
 
         async def settle(client: OrderClient, request_id: str) -> None:
@@ -231,6 +240,21 @@ async def drive(
     return run
 
 
+async def open_when_reachable(client: OrderClient, within: float) -> None:
+    """Open a client, as a strategy would that starts while Redis is away (a round of
+    ``drive_while`` can begin in the middle of a restart or a failover): ``open`` says
+    ``QueueUnavailable`` then, and is tried again until ``within`` seconds have passed."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            await client.open()
+            return
+        except QueueUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
 @dataclass
 class Report:
     intents: int
@@ -252,10 +276,20 @@ class Report:
         )
 
 
-def audit(name: str, run: Run, orders: list[dict[str, Any]], *, tag_len: int = 50) -> Report:
+def audit(
+    name: str,
+    run: Run,
+    orders: list[dict[str, Any]],
+    *,
+    tag_len: int = 50,
+    failover: bool = False,
+) -> Report:
     """Check the invariants, print the counts, and fail on any breach.
 
-    Every intent has exactly one final result (replies may repeat it, never contradict it);
+    Every intent has exactly one final result (replies may repeat it, never contradict it:
+    with ``failover``, a Redis failover that lost a stored result lets an intent be
+    executed again and answered a second time, resolved by the look-up, so its replies
+    must agree on the outcome, not on the attempt counts and timings);
     no intent has two broker orders; the broker has no order no intent asked for; an
     accepted place names its order, a place not accepted has none; and a modify submitted
     before a cancel of the same order was never applied after it.
@@ -274,7 +308,7 @@ def audit(name: str, run: Run, orders: list[dict[str, Any]], *, tag_len: int = 5
     contradicting = [
         rid
         for rid, replies in run.replies.items()
-        if len({msgspec.json.encode(r) for r in replies}) > 1
+        if len({_outcome(r) if failover else msgspec.json.encode(r) for r in replies}) > 1
     ]
     wrong: list[str] = list(contradicting)
     for tag, rid in tags.items():
@@ -315,6 +349,10 @@ def audit(name: str, run: Run, orders: list[dict[str, Any]], *, tag_len: int = 5
     assert not wrong, wrong[:10]
     assert report.results == report.intents
     return report
+
+
+def _outcome(result: OrderResult) -> tuple[object, ...]:
+    return (result.status, result.order_id, result.error_code, result.order_exists)
 
 
 def _kind(intent: Intent) -> str:

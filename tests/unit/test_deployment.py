@@ -95,7 +95,8 @@ def run_help(argv: list[str]) -> str:
 
 def test_compose_has_redis_simulator_and_worker() -> None:
     services = compose()["services"]
-    assert set(services) == {"redis", "simulator", "worker"}
+    default = {name for name, service in services.items() if "profiles" not in service}
+    assert default == {"redis", "simulator", "worker"}
     assert str(services["redis"]["image"]).startswith("redis:7")
     for name in ("simulator", "worker"):
         assert services[name]["build"] == ".", name
@@ -136,6 +137,18 @@ def test_worker_points_at_redis_and_the_simulator_with_demo_defaults() -> None:
     assert simulator[simulator.index("--host") + 1] == "0.0.0.0"  # noqa: S104
     for variable in ("PROJECTX_USERNAME", "PROJECTX_API_KEY"):
         assert re.fullmatch(rf"\$\{{{variable}:-\S+\}}", env[variable]), env[variable]
+
+
+def test_the_sentinel_profile_has_a_replica_and_three_sentinels_of_the_workers_master() -> None:
+    services = compose()["services"]
+    sentinel = {name for name, s in services.items() if "sentinel" in s.get("profiles", ())}
+    assert sentinel == {"redis-replica", "sentinel-1", "sentinel-2", "sentinel-3"}
+    replica = " ".join(services["redis-replica"]["command"])
+    assert "--replicaof redis 6379" in replica
+    master = services["worker"]["environment"]["REDIS_SENTINEL_MASTER"]
+    for name in ("sentinel-1", "sentinel-2", "sentinel-3"):
+        config = " ".join(services[name]["command"])
+        assert f"sentinel monitor {master.split(':-')[1].rstrip('}')} redis 6379 2" in config
 
 
 def test_worker_environment_names_real_settings() -> None:

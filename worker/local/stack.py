@@ -136,13 +136,27 @@ class RedisServer:
     log_dir: Path
     appendonly: bool = False
     port: int = field(default_factory=free_port)
+    args: Sequence[str] = ()
+    """More ``redis-server`` options (``--replicaof``, ``--user``...)."""
+    tls_dir: Path | None = None
+    """Serve TLS only, with ``ca.crt``, ``redis.crt`` and ``redis.key`` from here."""
+    admin: tuple[str, str] | None = None
+    """The user and password ``url`` logs in as (for a server with ACL users)."""
     data_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="ow-redis-")))
     process: Process | None = None
 
     @property
     def url(self) -> str:
-        """``redis://127.0.0.1:PORT/0``."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        """``redis://127.0.0.1:PORT/0`` (``rediss://`` with the CA to trust, and the admin's
+        credentials, when the server has them)."""
+        return self.url_for(*self.admin) if self.admin else self.url_for()
+
+    def url_for(self, user: str | None = None, password: str | None = None) -> str:
+        """The URL of this server for one ACL user (or none)."""
+        login = f"{user}:{password}@" if user and password else ""
+        if self.tls_dir is None:
+            return f"redis://{login}127.0.0.1:{self.port}/0"
+        return f"rediss://{login}127.0.0.1:{self.port}/0?ssl_ca_certs={self.tls_dir / 'ca.crt'}"
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         """Start it (again, on the same port and data directory) and wait for PING."""
@@ -159,14 +173,28 @@ class RedisServer:
             "--save", "",
             "--appendonly", "yes" if self.appendonly else "no",
             "--appendfsync", "everysec",
+            *self._tls_args(),
+            *self.args,
         ]  # fmt: skip
         self.process = spawn(f"redis-{self.port}", argv, log_dir=self.log_dir)
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1)
+        client = redis.Redis.from_url(self.url, socket_timeout=1)
         try:
             wait_until(client.ping, "redis-server", timeout, self.process)
         finally:
             client.close()
         return self
+
+    def _tls_args(self) -> list[str]:
+        if self.tls_dir is None:
+            return []
+        return [
+            "--port", "0",  # TLS only: nothing in clear
+            "--tls-port", str(self.port),
+            "--tls-cert-file", str(self.tls_dir / "redis.crt"),
+            "--tls-key-file", str(self.tls_dir / "redis.key"),
+            "--tls-ca-cert-file", str(self.tls_dir / "ca.crt"),
+            "--tls-auth-clients", "no",
+        ]  # fmt: skip
 
     def stop(self) -> None:
         """Shut it down cleanly."""

@@ -24,7 +24,6 @@ from typing import Final
 from redis.asyncio import Redis
 
 from ow_core.aio import cancel_and_wait
-from ow_core.fastlane import FastLane
 from worker.broker.client import GatewayClient
 from worker.broker.transport import make_session
 from worker.fleet.client import fleet_broker
@@ -56,7 +55,7 @@ def leadership(settings: Settings, broker: GatewayClient, redis: Redis) -> Leade
         accounts=settings.accounts,
         ping_s=settings.hub_ping_s,
         retention_s=settings.events_retention_s,
-        lane=FastLane(settings.redis_url),
+        lane=settings.redis.lane(),
         loss_limit_of=(lambda a: risk.limits(a).daily_loss_limit) if watches_loss else None,
         flatten_on_loss_limit=settings.flatten_on_loss_limit,
         holder=settings.worker_name,
@@ -70,7 +69,7 @@ def leadership(settings: Settings, broker: GatewayClient, redis: Redis) -> Leade
 async def listen(settings: Settings, *, parent: int | None = None) -> None:
     """Compete for the lease and listen while holding it, until SIGTERM or SIGINT (or,
     with ``parent``, until that process is gone)."""
-    redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=2)
+    redis = settings.redis.client(socket_timeout=10, socket_connect_timeout=2)
     session = make_session(connections=20)
     broker = fleet_broker(settings, session, redis, Observers([LogObserver()]))
     leader = leadership(settings, broker, redis)

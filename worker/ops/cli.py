@@ -12,11 +12,10 @@ import sys
 from collections.abc import Sequence
 
 from ow_core.redis_down import REDIS_ERRORS, is_redis_down
-from ow_core.urls import mask_url
 from producer.errors import OrderError
 from worker.local import demo
-from worker.ops import controls, deadletters, intents, lifecycle, listen, run, status
-from worker.ops.args import Handler
+from worker.ops import acl, controls, deadletters, intents, lifecycle, listen, run, status
+from worker.ops.args import Handler, target
 from worker.settings import ConfigError
 
 
@@ -32,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except REDIS_ERRORS as error:
         if not is_redis_down(error):
             raise
-        where = mask_url(args.redis_url)
+        where = target(args).describe()
         print(f"order-worker: cannot reach Redis at {where}: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -47,6 +46,6 @@ def parser() -> argparse.ArgumentParser:
         epilog="Configuration comes from environment variables; see the README.",
     )
     commands = top.add_subparsers(title="commands", required=True, metavar="COMMAND")
-    for module in (run, listen, demo, intents, status, lifecycle, deadletters, controls):
+    for module in (run, listen, demo, intents, status, lifecycle, deadletters, controls, acl):
         module.add_parser(commands)
     return top

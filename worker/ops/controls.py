@@ -10,14 +10,13 @@ import msgspec
 from redis.asyncio import Redis
 
 from ow_core.keys import Keys
-from producer.client import OrderClient
 from producer.contract import OrderResult
 from producer.validation import check_symbol
 from worker.broker.models import ContractInfo
 from worker.fleet import halt as kill_switch
 from worker.fleet.contracts import SharedContracts
 from worker.fleet.halt import HaltRecord
-from worker.ops.args import account, operator, redis_options, seconds, with_redis
+from worker.ops.args import account, operator, order_client, redis_options, seconds, with_redis
 from worker.settings import ConfigError
 
 
@@ -108,9 +107,7 @@ def _halt(args: argparse.Namespace) -> int:
 
 def _flatten(args: argparse.Namespace) -> int:
     async def work() -> OrderResult:
-        async with OrderClient(
-            args.redis_url, account_id=args.account, key_prefix=args.prefix, timeout=args.timeout
-        ) as client:
+        async with order_client(args, args.account, timeout=args.timeout) as client:
             return await client.flatten(symbol=getattr(args, "symbol", None))
 
     result = asyncio.run(work())

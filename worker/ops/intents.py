@@ -8,13 +8,11 @@ import sys
 from pathlib import Path
 
 import msgspec
-from redis.asyncio import Redis
 
 from ow_core.keys import Keys
-from producer.client import OrderClient
 from producer.contract import Intent, OrderResult
 from producer.replay import read_intents, record_stream, replay
-from worker.ops.args import account, redis_options
+from worker.ops.args import account, order_client, redis_options, target
 from worker.ops.progress import Progress
 from worker.settings import ConfigError
 
@@ -75,7 +73,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _submit(args: argparse.Namespace) -> int:
-    client = OrderClient(args.redis_url, args.account, timeout=args.timeout, key_prefix=args.prefix)
+    client = order_client(args, args.account, timeout=args.timeout)
     # Built (and so validated) before connecting: a bad order is refused even with no Redis.
     intent: Intent
     if args.kind == "place":
@@ -113,7 +111,7 @@ def _submit(args: argparse.Namespace) -> int:
 
 def _record(args: argparse.Namespace) -> int:
     async def go() -> int:
-        client = Redis.from_url(args.redis_url)
+        client = target(args).client()
         try:
             return await record_stream(
                 client, args.file, keys=Keys(args.prefix), start=args.start, end=args.end
@@ -135,9 +133,7 @@ def _replay(args: argparse.Namespace) -> int:
     bar = Progress(len(intents), "replay: answered")
 
     async def go() -> list[OrderResult | None]:
-        async with OrderClient(
-            args.redis_url, timeout=args.timeout, key_prefix=args.prefix
-        ) as client:
+        async with order_client(args, timeout=args.timeout) as client:
             return await replay(
                 client,
                 intents,

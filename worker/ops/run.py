@@ -29,6 +29,12 @@ def _run(args: argparse.Namespace) -> int:
     from worker.ops import logs
 
     settings = Settings.from_env()
+    # Where Redis is, for the one line that says it cannot be reached (worker.ops.cli).
+    vars(args).update(
+        redis_url=settings.redis_url,
+        sentinels=settings.redis_sentinels,
+        sentinel_master=settings.redis_sentinel_master,
+    )
     settings.require_credentials()
     logs.configure(
         settings.log_level,

@@ -25,11 +25,10 @@ from redis.exceptions import ResponseError
 
 from ow_core.keys import Keys
 from ow_core.redis_down import REDIS_ERRORS, is_redis_down
-from ow_core.urls import mask_url
 from worker.fleet import halt
 from worker.fleet.halt import HaltRecord, Halts
 from worker.heartbeat import Heartbeat
-from worker.ops.args import redis_options, seconds, with_redis
+from worker.ops.args import redis_options, seconds, target, with_redis
 
 # Per-entry idle times come from XPENDING's extended form, which lists entries one by one;
 # a backlog of pending entries is a problem in itself, so looking at the first ones is
@@ -466,7 +465,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _status(args: argparse.Namespace) -> int:
     async def work(client: Redis, keys: Keys) -> int:
         return await command(
-            client, keys, where=mask_url(args.redis_url), as_json=args.json, watch=args.watch
+            client, keys, where=target(args).describe(), as_json=args.json, watch=args.watch
         )
 
     try:
