@@ -16,10 +16,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
-# The tests start their own redis-server on a free port; they only need the binary.
+# The tests start their own redis-server (and Sentinels, a Cluster) on free ports; they
+# need the binaries, redis-cli to join a Cluster and openssl for the TLS test's CA.
 redis-server:
-	@command -v redis-server >/dev/null || \
-		($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q redis-server)
+	@(command -v redis-server && command -v redis-cli && command -v openssl) >/dev/null || \
+		($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q redis-server redis-tools openssl)
 
 demo: $(STAMP) redis-server
 	$(BIN)/order-worker demo
