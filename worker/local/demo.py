@@ -172,7 +172,7 @@ async def _lifecycle(
                 last = float((await answer.json())["lastPrice"])
             limit = last - 2.5
             placed = await tally.timed(
-                "place limit, then filled by the market",
+                "limit, filled by a price move",
                 client.place_order("MNQ", "BUY", 1, order_type="limit", limit_price=limit),
             )
             if placed is None or placed.order_id is None:
