@@ -15,12 +15,14 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from operator import attrgetter
 from typing import Final
 
 import aiohttp
 import msgspec
 
 from producer.contract import OrderType as IntentOrderType
+from producer.market import MAX_HISTORY_BARS, Bar, Timeframe
 from producer.validation import (
     check_account_id,
     check_custom_tag,
@@ -39,6 +41,7 @@ from worker.broker.contracts import Contracts, ContractStore
 from worker.broker.errors import BrokerProtocolError
 from worker.broker.models import (
     Account,
+    BarUnit,
     Bracket,
     CancelOrderRequest,
     CloseContractRequest,
@@ -51,6 +54,8 @@ from worker.broker.models import (
     PlaceOrderRequest,
     PlaceOrderResponse,
     Position,
+    RetrieveBarRequest,
+    RetrieveBarResponse,
     SearchAccountRequest,
     SearchAccountResponse,
     SearchOpenOrderRequest,
@@ -61,11 +66,14 @@ from worker.broker.models import (
     SearchTradeRequest,
     SearchTradeResponse,
     Trade,
+    epoch_ms,
 )
 from worker.broker.retry import RetryPolicy, Sleep
 from worker.broker.transport import Budget, CallStats, Transport, before_sending
 from worker.observe import Observer
 
+_BAR_UNITS: Final = {"s": BarUnit.SECOND, "m": BarUnit.MINUTE, "h": BarUnit.HOUR}
+_START: Final = attrgetter("start")
 _ORDER_TYPES: Final = {
     "market": OrderType.MARKET,
     "limit": OrderType.LIMIT,
@@ -134,6 +142,7 @@ class GatewayClient:
         contracts: ContractStore | None = None,
         contract_refresh_s: float = 60.0,
         observer: Observer | None = None,
+        history_budget: Budget | None = None,
     ) -> None:
         self.transport = Transport(
             session,
@@ -156,6 +165,19 @@ class GatewayClient:
             observer=observer,
         )
         self.transport.auth = self.auth
+        # History/retrieveBars has a rate limit of its own (§7): its own transport, with
+        # its own budget, on the same session and token.
+        self.history = Transport(
+            session,
+            base_url,
+            retry=retry,
+            request_timeout=request_timeout,
+            connect_timeout=connect_timeout,
+            sleep=sleep,
+            budget=history_budget,
+            observer=observer,
+        )
+        self.history.auth = self.auth
         self.contracts = Contracts(self.transport, store=contracts, refresh_s=contract_refresh_s)
         self._username = username
 
@@ -455,5 +477,58 @@ class GatewayClient:
             ):
                 return order
         return None
+
+    # --- market data ------------------------------------------------------------------
+
+    async def retrieve_bars(
+        self,
+        contract_id: str,
+        timeframe: Timeframe,
+        start: datetime,
+        end: datetime,
+        *,
+        limit: int,
+        partial: bool = False,
+        stats: CallStats | None = None,
+        deadline: float | None = None,
+    ) -> list[Bar]:
+        """POST /api/History/retrieveBars (§6.5): the bars of ``timeframe`` that start in
+        ``[start, end]``, oldest first, at most the newest ``limit`` (at most 20,000), the
+        bar in progress only if ``partial``. Each is final unless it ends after now."""
+        request = RetrieveBarRequest(
+            contract_id=contract_id,
+            start_time=iso(start),
+            end_time=iso(end),
+            unit=_BAR_UNITS[timeframe.unit],
+            unit_number=timeframe.count,
+            limit=min(limit, MAX_HISTORY_BARS),
+            include_partial_bar=partial,
+        )
+        answer = await self.history.call(
+            "/api/History/retrieveBars",
+            request,
+            RetrieveBarResponse,
+            idempotent=True,
+            stats=stats,
+            deadline=deadline,
+        )
+        now = int(time.time() * 1000)
+        name = timeframe.name
+        bars = [
+            Bar(
+                symbol=contract_id,
+                timeframe=name,
+                start=(at := epoch_ms(bar.t)),
+                open=bar.o,
+                high=bar.h,
+                low=bar.l,
+                close=bar.c,
+                volume=bar.v,
+                final=at + timeframe.ms <= now,
+            )
+            for bar in answer.bars or ()
+        ]
+        bars.sort(key=_START)
+        return bars
 
     # --- transport --------------------------------------------------------------------
