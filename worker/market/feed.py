@@ -43,7 +43,12 @@ from producer.market import (
     parse_demand_member,
 )
 from worker.broker.client import GatewayClient
-from worker.broker.errors import BrokerError
+from worker.broker.errors import (
+    BrokerAuthError,
+    BrokerError,
+    BrokerRateLimited,
+    BrokerUnavailable,
+)
 from worker.hubs.connection import Handler, HubConnection, Subscription
 from worker.market import backfill
 from worker.market.bars import DEFAULT_GRACE_MS, STANDARD_TIMEFRAMES, BarAggregator
@@ -59,6 +64,8 @@ _DEMAND_S: Final = 0.25
 """How often the registry is read."""
 _REFUSED_S: Final = 30.0
 """How long a symbol the broker refused is not asked about again."""
+_UNREACHABLE_S: Final = 2.0
+"""How long to wait before resolving a symbol again when the broker was out of reach."""
 _CONTRACT_TTL_S: Final = 12 * 3600
 _TAKEOVER_LOOKBACK: Final = 50
 """Entries read back per bar stream to find the last bar published final."""
@@ -229,12 +236,17 @@ class MarketHub:
 
     async def _add(self, symbol: str, extras: set[Timeframe]) -> None:
         refused = self._refused.get(symbol)
-        if refused is not None and time.monotonic() < refused + _REFUSED_S:
+        if refused is not None and time.monotonic() < refused:
             return
         try:
             contract_id = (await self._broker.contracts.resolve(symbol)).contract_id
-        except OrderError as error:  # an unknown symbol, or the broker out of reach
-            self._refused[symbol] = time.monotonic()
+        except (BrokerUnavailable, BrokerRateLimited, BrokerAuthError) as error:
+            # The broker out of reach says nothing about the symbol: ask again shortly.
+            self._refused[symbol] = time.monotonic() + _UNREACHABLE_S
+            log.warning("market feed: cannot resolve %s yet (%s)", symbol, error.code)
+            return
+        except OrderError as error:  # an unknown symbol, one the broker will not take
+            self._refused[symbol] = time.monotonic() + _REFUSED_S
             log.warning("market feed: no contract for %s (%s)", symbol, error.code)
             answer = FeedContract(error=f"{error.code}: {error.message}")
             await self._redis.set(

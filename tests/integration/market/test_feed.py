@@ -170,7 +170,11 @@ async def test_bars_in_three_timeframes_match_the_reference(market: Fleet) -> No
         base = market.broker.price("MNQ")
         ends = time.time() + 6.5
         moves = 0
+        joined: Collect | None = None
         while time.time() < ends:
+            if joined is None and time.time() > ends - 3:
+                # A strategy that joins late: the last bars from history, then live ones.
+                joined = Collect(feed.bars("MNQ", "1s", history=3))
             price = base + TICK * rng.randint(-12, 12)
             await move(market, "MNQ", price, rng.randint(1, 5))
             moves += 1
@@ -200,6 +204,16 @@ async def test_bars_in_three_timeframes_match_the_reference(market: Fleet) -> No
             assert as_rows(finals) == reference_rows(reference(ticks, int(name[:-1])))
             # Updates in progress came before each final bar.
             assert any(not b.final for b in collected.seen)
+        # History then live, for the one that joined late: no gap, no overlap.
+        assert joined is not None
+        late = [b for b in joined.seen if b.final]
+        assert len(late) > 3
+        assert all(b.final for b in joined.seen[:3])
+        assert [b.start for b in late] == sorted({b.start for b in late})
+        assert all(b.start > late[2].start for b in joined.seen[3:])
+        since = [b for b in series["1s"].seen if b.final and b.start >= late[0].start]
+        assert as_rows(late) == as_rows(since[: len(late)])
+        await joined.close()
         # History (the simulator's retrieveBars) agrees with the live bars.
         history = await feed.history("MNQ", "1s", 100)
         live = {b.start: b for b in series["1s"].seen if b.final}
