@@ -20,6 +20,7 @@ from producer import Bar, MarketFeed, Quote, Tick
 from producer.market import TICK_DECODER
 from tests.faults.harness import Fleet
 from tests.integration.lifecycle.venue import TICK, eventually
+from tests.integration.pipeline.test_replay_and_cli import run_cli
 
 T = TypeVar("T")
 Entries = list[tuple[bytes, dict[bytes, bytes]]]
@@ -222,6 +223,22 @@ async def test_bars_in_three_timeframes_match_the_reference(market: Fleet) -> No
         assert both == [live[b.start] for b in both]
         for collected in series.values():
             await collected.close()
+    # The shell's live tables: the latest quote, and the last bars from history.
+    quotes = await asyncio.to_thread(
+        run_cli, "quotes", "MNQ", "--count", "1", redis_url=market.redis_url
+    )
+    assert quotes.returncode == 0, quotes.stderr
+    header, row = quotes.stdout.splitlines()
+    assert header.split() == ["time", "(UTC)", "symbol", "bid", "ask", "last"]
+    assert row.split()[-1] == f"{ticks[-1].price:.2f}"
+    shown = await asyncio.to_thread(
+        run_cli, "bars", "MNQ", "--timeframe", "1s", "--history", "3", "--count", "3",
+        redis_url=market.redis_url,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].split()[:3] == ["start", "(UTC)", "bar"]
+    assert [line.split()[-1] for line in lines[1:]] == [str(b.volume) for b in history[-3:]]
 
 
 async def test_leader_killed_feed_resumes_on_another_with_the_gap_filled(market: Fleet) -> None:
