@@ -341,7 +341,7 @@ class MarketHub:
         feed.buffer = None
         feed.rebuild = None
         log.info("market feed: %s bars rebuilt from %d s of history", feed.symbol, len(seconds))
-        await self._publish(self._bar_commands(feed, closed))
+        await self._send(self._bar_commands(feed, closed))
 
     # --- pushes ---------------------------------------------------------------------------
 

@@ -111,22 +111,30 @@ class Historian:
 
     async def _answer(self, entry_id: bytes, payload: bytes) -> None:
         try:
-            try:
-                request = HISTORY_REQUEST_DECODER.decode(payload)
-            except msgspec.DecodeError as error:
-                log.warning("ignoring a history request that does not decode: %s", error)
-                return
-            if request.end + _STALE_MS < time.time() * 1000:
-                return
-            answer = _ENCODE.encode(await self._bars(request))
-            key = self._keys.history_answer(request.request_id)
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.rpush(key, answer)
-                pipe.expire(key, _ANSWER_TTL_S)
-                await pipe.execute()
+            await self._answer_one(payload)
+            await self._redis.xack(self._keys.history_requests, self._keys.history_group, entry_id)
+        except REDIS_ERRORS as error:
+            if not is_redis_down(error):
+                raise
+            # Its strategy gives up after its timeout and may ask again.
+            log.warning("history request: cannot answer (%s)", error)
         finally:
             self._slots.release()
-            await self._redis.xack(self._keys.history_requests, self._keys.history_group, entry_id)
+
+    async def _answer_one(self, payload: bytes) -> None:
+        try:
+            request = HISTORY_REQUEST_DECODER.decode(payload)
+        except msgspec.DecodeError as error:
+            log.warning("ignoring a history request that does not decode: %s", error)
+            return
+        if request.end + _STALE_MS < time.time() * 1000:
+            return  # its strategy has given up already
+        answer = _ENCODE.encode(await self._bars(request))
+        key = self._keys.history_answer(request.request_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(key, answer)
+            pipe.expire(key, _ANSWER_TTL_S)
+            await pipe.execute()
 
     async def _bars(self, request: HistoryRequest) -> HistoryAnswer:
         try:

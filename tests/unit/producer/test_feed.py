@@ -64,8 +64,11 @@ async def test_asking_registers_an_expiring_entry_per_symbol_and_timeframe(redis
             asyncio.create_task(anext(feed.bars("MNQ", "60s"))),
             asyncio.create_task(anext(feed.bars("MNQ", "1m"))),
         ]
-        await asyncio.sleep(0.1)
-        entries = await redis.zrange(KEYS.market_demand, 0, -1, withscores=True)
+        entries: list[tuple[bytes, float]] = []
+        async with asyncio.timeout(10):
+            while len(entries) < 2:
+                await asyncio.sleep(0.01)
+                entries = await redis.zrange(KEYS.market_demand, 0, -1, withscores=True)
         assert sorted(m.decode().split("|", 1)[1] for m, _ in entries) == ["MNQ|", "MNQ|1m"]
         now_ms = time.time() * 1000
         assert all(now_ms < expiry <= now_ms + 3000 for _, expiry in entries)
