@@ -51,6 +51,7 @@ from producer.market import (
     Timeframe,
     demand_member,
 )
+from producer.validation import check_symbol
 
 log = logging.getLogger("producer.feed")
 
@@ -189,7 +190,7 @@ class MarketFeed:
         client = self._connected()
         request = HistoryRequest(
             request_id=new_request_id(),
-            symbol=symbol,
+            symbol=check_symbol(symbol),
             timeframe=frame.name,
             count=count,
             end=int(time.time() * 1000),
@@ -227,6 +228,7 @@ class MarketFeed:
     async def _asking(self, symbol: str, timeframe: str = "") -> AsyncIterator[str]:
         """Ask the fleet for the symbol while inside; the contract it is served from."""
         client = self._connected()
+        symbol = check_symbol(symbol)
         member = demand_member(self._id, symbol, timeframe)
         self._asked[member] += 1
         try:

@@ -227,28 +227,31 @@ class MarketHub:
         wanted = wanted_of(members)
         for symbol in [s for s in self._symbols if s not in wanted]:
             await self._drop(symbol)
-        for symbol, extras in wanted.items():
-            contract_id = self._symbols.get(symbol)
-            if contract_id is None:
-                await self._add(symbol, extras)
-                continue
+        extras: dict[str, set[Timeframe]] = {}
+        for symbol, asked in wanted.items():
+            contract_id = self._symbols.get(symbol) or await self._add(symbol, asked)
+            if contract_id is not None:
+                # Two symbols may name one contract (an alias pinned to it): one feed.
+                extras.setdefault(contract_id, set()).update(asked)
+        for contract_id, asked in extras.items():
             feed = self._feeds[contract_id]
-            timeframes = _timeframes(extras)
+            timeframes = _timeframes(asked)
             if timeframes != feed.timeframes:
                 feed.timeframes = timeframes
                 self._rebuild(feed)
 
-    async def _add(self, symbol: str, extras: set[Timeframe]) -> None:
+    async def _add(self, symbol: str, extras: set[Timeframe]) -> str | None:
+        """Serve a symbol; the contract it is served from (``None``: not now)."""
         refused = self._refused.get(symbol)
         if refused is not None and time.monotonic() < refused:
-            return
+            return None
         try:
             contract_id = (await self._broker.contracts.resolve(symbol)).contract_id
         except (BrokerUnavailable, BrokerRateLimited, BrokerAuthError) as error:
             # The broker out of reach says nothing about the symbol: ask again shortly.
             self._refused[symbol] = time.monotonic() + _UNREACHABLE_S
             log.warning("market feed: cannot resolve %s yet (%s)", symbol, error.code)
-            return
+            return None
         except OrderError as error:  # an unknown symbol, one the broker will not take
             self._refused[symbol] = time.monotonic() + _REFUSED_S
             log.warning("market feed: no contract for %s (%s)", symbol, error.code)
@@ -256,27 +259,31 @@ class MarketHub:
             await self._redis.set(
                 self._keys.market_contract(symbol), _ENCODE.encode(answer), ex=int(_REFUSED_S)
             )
-            return
+            return None
         self._refused.pop(symbol, None)
+        served = _ENCODE.encode(FeedContract(contract_id=contract_id))
+        if contract_id in self._feeds:
+            self._symbols[symbol] = contract_id
+            await self._redis.set(self._keys.market_contract(symbol), served, ex=_CONTRACT_TTL_S)
+            return contract_id
         timeframes = _timeframes(extras)
         feed = _Feed(symbol, contract_id, timeframes, self._aggregator(symbol, timeframes))
         feed.last_final = await self._published_finals(contract_id, timeframes)
         self._feeds[contract_id] = feed
         self._symbols[symbol] = contract_id
-        await self._redis.set(
-            self._keys.market_contract(symbol),
-            _ENCODE.encode(FeedContract(contract_id=contract_id)),
-            ex=_CONTRACT_TTL_S,
-        )
+        await self._redis.set(self._keys.market_contract(symbol), served, ex=_CONTRACT_TTL_S)
         log.info("market feed: %s (%s) subscribed", symbol, contract_id)
         connection = self.connection
         if connection is not None and connection.connected.is_set():
             await connection.subscribe(Subscription("SubscribeContractQuotes", (contract_id,)))
             await connection.subscribe(Subscription("SubscribeContractTrades", (contract_id,)))
             self._rebuild(feed)
+        return contract_id
 
     async def _drop(self, symbol: str) -> None:
         contract_id = self._symbols.pop(symbol)
+        if contract_id in self._symbols.values():
+            return  # another symbol still names it
         feed = self._feeds.pop(contract_id)
         if feed.rebuild is not None:
             await cancel_and_wait([feed.rebuild])
@@ -305,8 +312,12 @@ class MarketHub:
     def _rebuild(self, feed: _Feed) -> None:
         if feed.rebuild is not None:
             feed.rebuild.cancel()
+            feed.rebuild = None
         if feed.buffer is None:
             feed.buffer = []
+        connection = self.connection
+        if connection is None or not connection.connected.is_set():
+            return  # trades are not flowing: the next connection rebuilds it
         feed.rebuild = asyncio.create_task(
             self._rebuild_from_history(feed, int(time.time() * 1000)),
             name=f"market-rebuild-{feed.symbol}",
