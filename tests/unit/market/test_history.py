@@ -16,7 +16,6 @@ from worker.broker.errors import BrokerRejected
 from worker.market.history import Historian, window
 
 KEYS = Keys()
-T0 = int(time.time() * 1000) // 60_000 * 60_000  # requests older than a minute are not answered
 MINUTE = Timeframe(60)
 
 
@@ -49,10 +48,15 @@ class Broker:
         return self._bars
 
 
-async def answer(broker: Broker, symbol: str, count: int) -> Any:
+def this_minute() -> int:
+    """Now, as a request's end (one older than a minute is not answered)."""
+    return int(time.time() * 1000) // 60_000 * 60_000
+
+
+async def answer(broker: Broker, symbol: str, count: int, end: int) -> Any:
     redis = make_redis()
     historian = Historian(broker, redis, KEYS, consumer="w1")  # type: ignore[arg-type]
-    request = HistoryRequest(request_id="r1", symbol=symbol, timeframe="1m", count=count, end=T0)
+    request = HistoryRequest(request_id="r1", symbol=symbol, timeframe="1m", count=count, end=end)
     await historian._answer_one(msgspec.json.encode(request))
     raw = await redis.lpop(KEYS.history_answer("r1"))
     assert await redis.ttl(KEYS.history_answer("r1")) in (-2, 60)
@@ -60,23 +64,25 @@ async def answer(broker: Broker, symbol: str, count: int) -> Any:
 
 
 def test_history_is_looked_for_over_twice_its_span_and_a_long_weekend() -> None:
-    start, last = window(MINUTE, 500, T0)
-    assert last.timestamp() * 1000 == T0 - 1
+    end = this_minute()
+    start, last = window(MINUTE, 500, end)
+    assert last.timestamp() * 1000 == end - 1
     assert (last - start).total_seconds() == 2 * 500 * 60 + 4 * 86_400
 
 
 async def test_the_last_final_bars_before_the_end_are_the_answer() -> None:
-    bars = [bar(T0 - k * 60_000) for k in (4, 3, 2, 1)] + [bar(T0, final=False)]
+    end = this_minute()
+    bars = [bar(end - k * 60_000) for k in (4, 3, 2, 1)] + [bar(end, final=False)]
     broker = Broker(bars)
-    got = await answer(broker, "MNQ", 3)
+    got = await answer(broker, "MNQ", 3, end)
     assert got.error is None
-    assert [b.start for b in got.bars] == [T0 - 180_000, T0 - 120_000, T0 - 60_000]
+    assert [b.start for b in got.bars] == [end - 180_000, end - 120_000, end - 60_000]
     assert {b.symbol for b in got.bars} == {"MNQ"}
     assert broker.asked[0][0] == "CON.F.US.MNQ.Z25"
     assert broker.asked[0][4] == 3
 
 
 async def test_a_refusal_is_the_answer_with_its_code() -> None:
-    got = await answer(Broker([]), "XYZ", 3)
+    got = await answer(Broker([]), "XYZ", 3, this_minute())
     assert got.bars == []
     assert got.error == "broker_rejected"
