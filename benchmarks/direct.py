@@ -1,16 +1,23 @@
 """Scenario 3, direct: the same intents straight to the broker, no queue.
 
     python -m benchmarks.direct --broker-url URL --samples N --warmup W
+    python -m benchmarks.direct --broker-url URL --concurrency C --duration S
 
 What a strategy would get holding its own broker session: one process, one persistent
 aiohttp session, the worker's own ``GatewayClient`` (same validation, same JSON, same
 retries), logged in and with the contract resolved before measuring. Each order carries a
 tag made from a fresh request ID, as the worker sends. The result
 (``workload.Recorder.as_json``) goes to ``--result FILE`` or stdout.
+
+With ``--concurrency``, ``C`` lanes each place a bracketed market order and the next as
+soon as it is answered, for ``S`` seconds: the rate one session gets with ``C`` requests
+in flight, the baseline of the worker's in-flight bounds (``{"rate": ..., "placed": ...}``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -114,13 +121,42 @@ async def measure(broker_url: str, samples: int, warmup: int) -> dict[str, Any]:
         return await run_sequential(DirectDriver(broker), samples, warmup)
 
 
+async def measure_concurrent(broker_url: str, concurrency: int, duration: float) -> dict[str, Any]:
+    """``concurrency`` lanes placing orders back to back for ``duration`` seconds."""
+    async with make_session() as session:
+        broker = GatewayClient(session, broker_url, username=DEMO_USER, api_key=DEMO_KEY)
+        await broker.auth.login()
+        await broker.contracts.resolve(SYMBOL)
+        driver = DirectDriver(broker)
+        placed = 0
+        end = time.monotonic() + duration
+
+        async def lane() -> None:
+            nonlocal placed
+            while time.monotonic() < end:
+                outcome = await driver.place(None)
+                placed += outcome.status == "accepted"
+
+        started = time.monotonic()
+        await asyncio.gather(*(lane() for _ in range(concurrency)))
+        return {"rate": placed / (time.monotonic() - started), "placed": placed}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``python -m benchmarks.direct``."""
     parser = loadgen_parser("benchmarks.direct", __doc__)
     parser.add_argument("--broker-url", required=True, help="the broker (simulator) base URL")
     sequential_options(parser)
+    parser.add_argument(
+        "--concurrency", type=int, default=0, help="lanes in flight (0: the sequential workload)"
+    )
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds, with --concurrency")
     args = parser.parse_args(argv)
-    deliver(args.result, run(measure(args.broker_url, args.samples, args.warmup)))
+    if args.concurrency > 0:
+        work = measure_concurrent(args.broker_url, args.concurrency, args.duration)
+    else:
+        work = measure(args.broker_url, args.samples, args.warmup)
+    deliver(args.result, run(work))
 
 
 if __name__ == "__main__":

@@ -366,8 +366,27 @@ def throughput(bench: Bench, sizes: Sizes, results: Results) -> str:
             point["rate"] / ideal,
             "ratio",
         )
+        # The baseline: the same bound as requests in flight on one session, no queue.
+        worker.stop()
+        direct = bench.loadgen(
+            f"direct-b{bound}",
+            "benchmarks.direct",
+            ["--broker-url", bench.broker_url, "--concurrency", str(bound),
+             "--duration", str(sizes.window_s)],
+        ).result(_START_TIMEOUT_S + sizes.window_s)  # fmt: skip
+        results.scalar(
+            f"throughput.bound{bound}.direct",
+            scenario,
+            f"the same orders straight to the simulator, {bound} in flight on one aiohttp "
+            f"session, broker latency {sizes.broker_latency_ms} ms",
+            direct["rate"],
+            "/s",
+        )
         results.curves.setdefault("throughput_vs_bound", []).append([bound, point["rate"], ideal])
-        said.append(f"bound {bound}: {point['rate'] / ideal:.0%}")
+        said.append(
+            f"bound {bound}: {point['rate'] / ideal:.0%} of bound / latency, "
+            f"{point['rate'] / direct['rate']:.0%} of direct"
+        )
     bench.sim.faults(latency_ms=0)
     bench.stop_all()
     return "; ".join(said)

@@ -39,8 +39,13 @@ FLOOR_RATE_FACTOR: Final = 0.1
 """One worker's intents/s >= this x the floor's round trips/s under the same load (was
 >= 2,000/s, 35 % of the 5,698/s measured where it was written; see the README)."""
 BOUND_SHARE: Final = 0.8
-"""Rate at an in-flight bound >= this x min(bound / broker latency, one worker's rate at
-zero latency): the bound may not cost throughput the machine's CPU could give."""
+"""Issue 5's absolute goal, for information: rate at an in-flight bound >= this x
+bound / broker latency. Not even direct calls reach it on a machine where the simulator
+shares 2 cores with everything else (84 / 75 / 65 % at bound 8 / 16 / 32 here)."""
+BOUND_DIRECT_FACTOR: Final = 0.85
+"""Rate at an in-flight bound >= this x the same bound of direct calls on one session at
+the same latency, in the same run: each slot's cycle is a direct call's plus the queue's
+own share (about 2 ms of a 24 ms cycle at 20 ms latency, 92 %), with room for noise."""
 RSS_START_FACTOR: Final = 2.4
 """Worker peak RSS <= this x its RSS when it started (was <= 120 MB, 2.4 x the 50 MB)."""
 # Issue 14.
@@ -279,24 +284,22 @@ def _throughput(results: Results) -> list[Target]:
         prefix = figure.key.removesuffix(".share")
         bound = prefix.split(".")[1].removeprefix("bound")
         measured = _value(results, f"{prefix}.rate")
-        ideal = _value(results, f"{prefix}.ideal")
+        direct = _value(results, f"{prefix}.direct")
         name = f"in-flight bound {bound} at 20 ms broker latency"
-        goal = f">= {BOUND_SHARE:.0%} of min(bound / latency, one worker's rate)"
+        goal = f">= {BOUND_DIRECT_FACTOR:g} x direct calls, {bound} in flight"
         absolute = _absolute(
-            f">= {BOUND_SHARE:.0%} of bound / latency",
+            f">= {BOUND_SHARE:.0%} of bound / latency ({figure.value or 0:.0%})",
             None if figure.value is None else figure.value >= BOUND_SHARE,
         )
-        if measured is None or ideal is None:
+        if measured is None or direct is None:
             rows.append(_unmeasured(name, goal, absolute))
             continue
-        # A machine whose CPU cannot do bound / latency at all is judged by what it can do.
-        ceiling = ideal if rate is None else min(ideal, rate)
         rows.append(
             _row(
                 name,
-                f"{measured:,.0f}/s = {measured / ceiling:.0%} of {ceiling:,.0f}/s",
+                f"{measured:,.0f}/s = {measured / direct:.2f} x direct {direct:,.0f}/s",
                 goal,
-                measured >= BOUND_SHARE * ceiling,
+                measured >= BOUND_DIRECT_FACTOR * direct,
                 absolute,
             )
         )

@@ -68,15 +68,14 @@ class Keys:
         """A live worker's heartbeat (expires when the worker stops renewing it)."""
         return f"{self.prefix}:worker:{name}"
 
-    @property
-    def budget(self) -> str:
-        """The fleet's shared rate budget (a token bucket)."""
-        return f"{self.prefix}:budget"
+    def budget(self, login: str, kind: str = "orders") -> str:
+        """A login's sends in the rate budget's sliding window (a sorted set): ``orders``
+        for every endpoint but ``history`` (retrieveBars, limited on its own)."""
+        return f"{self.prefix}:budget:{kind}:{login}"
 
-    @property
-    def budget_pause(self) -> str:
-        """Set after a 429: the whole fleet holds back until it expires."""
-        return f"{self.prefix}:budget:pause"
+    def budget_pause(self, login: str, kind: str = "orders") -> str:
+        """Set after a 429: the whole fleet holds back that window until it expires."""
+        return f"{self.prefix}:budget:pause:{kind}:{login}"
 
     @property
     def token(self) -> str:

@@ -148,7 +148,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         lease_ms=settings.lease_ms,
         result_ttl_s=settings.result_ttl_s,
         reply_maxlen=settings.reply_maxlen,
-        budget=settings.rate_limit,
+        budget=settings.budget,
         lane=FastLane(settings.redis_url, timeout=settings.block_ms / 1000 + 5),
     )
     executor = _executor(settings, broker, ledger, redis, ctx["redis"], track, observer)

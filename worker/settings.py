@@ -22,7 +22,7 @@ from ow_core.urls import DEFAULT_REDIS_URL, check_redis_url, mask_url
 from producer.errors import InvalidOrder, OrderError
 from producer.validation import check_account_id
 from worker.broker.retry import RetryPolicy
-from worker.fleet.budget import RateLimit
+from worker.fleet.budget import HISTORY_LIMIT, RateLimit, Window
 from worker.fleet.risk import RiskConfig, RiskLimits
 
 T = TypeVar("T")
@@ -100,6 +100,9 @@ class Settings:
     warm_symbols: tuple[str, ...] = ()
     log_level: str = "INFO"
     rate_limit: RateLimit | None = field(default_factory=lambda: DEFAULT_RATE_LIMIT)
+    """The login's budget for every endpoint but retrieveBars (None: no budget at all)."""
+    history_rate_limit: RateLimit | None = field(default_factory=lambda: HISTORY_LIMIT)
+    """retrieveBars' own budget."""
     token_renew_margin_s: float = 3600.0
     contract_ttl_s: int = 12 * 3600
     contract_refresh_s: float = 60.0
@@ -139,6 +142,20 @@ class Settings:
         if parts.hostname == "api.topstepx.com":
             return "https://rtc.topstepx.com/hubs"
         return f"{self.base_url.rstrip('/')}/hubs"
+
+    @property
+    def budget(self) -> Window | None:
+        """The login's window for every endpoint but retrieveBars (None: no budget)."""
+        if self.rate_limit is None:
+            return None
+        return Window.of(self.keys, self.username, self.rate_limit)
+
+    @property
+    def history_budget(self) -> Window | None:
+        """The login's window for retrieveBars (None: no budget)."""
+        if self.rate_limit is None or self.history_rate_limit is None:
+            return None
+        return Window.of(self.keys, self.username, self.history_rate_limit, "history")
 
     @property
     def keys(self) -> Keys:
@@ -186,6 +203,9 @@ class Settings:
                 s.strip().upper() for s in reader.raw("WARM_SYMBOLS").split(",") if s.strip()
             ),
             rate_limit=reader.parsed("PROJECTX_RATE_LIMIT", d.rate_limit, RateLimit.parse),
+            history_rate_limit=reader.parsed(
+                "PROJECTX_HISTORY_RATE_LIMIT", d.history_rate_limit, RateLimit.parse
+            ),
             token_renew_margin_s=reader.real("TOKEN_RENEW_MARGIN_S", d.token_renew_margin_s, low=0),
             contract_ttl_s=reader.integer("CONTRACT_TTL_S", d.contract_ttl_s, low=1),
             contract_refresh_s=reader.real("CONTRACT_REFRESH_S", d.contract_refresh_s, low=0),

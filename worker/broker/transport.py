@@ -58,8 +58,9 @@ class Budget(Protocol):
     async def take(self, endpoint: str, deadline: float | None) -> None:
         """Wait for room for one request; ``BrokerRateLimited`` if none before deadline."""
 
-    async def pause(self, seconds: float) -> None:
-        """Hold every client back for a while (the broker answered 429)."""
+    async def pause(self, endpoint: str, seconds: float) -> None:
+        """Hold every client back from ``endpoint``'s limit for a while (the broker
+        answered 429)."""
 
 
 class Authenticator(Protocol):
@@ -192,7 +193,7 @@ class Transport:
                 )
         if status == 429 and self._budget is not None:
             # The broker says the fleet is over its limit: hold every worker back.
-            await self._budget.pause(retry_after_seconds(retry_after) or 1.0)
+            await self._budget.pause(endpoint, retry_after_seconds(retry_after) or 1.0)
         return self._judge(endpoint, status, retry_after, body, response_type)
 
     async def _post(

@@ -1,13 +1,23 @@
-"""One rate budget for the whole fleet: a token bucket in Redis, taken atomically in Lua.
+"""One rate budget per login for the whole fleet: a sliding window in Redis, taken in Lua.
 
-The gateway allows 200 requests per 60 s per login (docs/gateway.md §7), counted over a
-sliding window. A bucket that starts full with ``burst`` tokens and refills at ``rate``
-lets through at most ``burst + rate * window`` requests in any window, so the bucket is
-sized to keep that under the limit (with a small margin for clock skew between hosts).
+The gateway allows 200 requests per 60 s per login, and retrieveBars 50 per 30 s on its
+own (docs/gateway.md §7), counted over a sliding window. The budget counts the same way:
+each login keeps a sorted set of its sends in Redis, and a request goes at once whenever
+fewer than the limit were sent in the trailing window, whichever worker sent them. A
+burst of up to the limit leaves together; only what is beyond it waits, for the oldest
+send to leave the window. (A token bucket, the budget before this one, must keep
+``burst + rate * window`` under the limit: a burst of 47 and then 2.4 a second, so 120
+orders at once took 36 s.)
 
-When the budget is short, cancels go first, then modifies, then new orders: a request may
-only take a token if enough are left after it, and new orders must leave the most.
-A 429 from the broker pauses the whole fleet (for ``Retry-After`` when sent).
+Two margins keep the fleet under the gateway's count though the two clocks differ: the
+window holds ``limit - margin`` sends (2 %, at least one), and a send counts for the window
+plus a pad (2 % of it, at most 1 s), since a request sent early in our window may reach the
+gateway late and one sent after it early.
+
+When the window is nearly full, cancels and the way out (close, flatten) go first, then
+modifies, then new orders: new orders may fill only the window less a reserve
+(``_RESERVE``), modifies less a smaller one, cancels all of it. A 429 from the broker
+pauses the whole fleet (for ``Retry-After`` when sent).
 """
 
 from __future__ import annotations
@@ -27,9 +37,12 @@ from worker.broker.errors import BrokerRateLimited
 
 Priority = Literal["cancel", "modify", "place"]
 
-# Share of the burst a request of each priority must leave in the bucket.
-_RESERVE: Final[dict[str, float]] = {"cancel": 0.0, "modify": 0.1, "place": 0.25}
-_SAFETY: Final = 0.95
+_RESERVE: Final[dict[str, float]] = {"cancel": 0.0, "modify": 0.1, "place": 0.2}
+"""Share of the window a request of each priority must leave to those above it."""
+_MARGIN: Final = 0.02
+_PAD: Final = 0.02
+_MAX_PAD_MS: Final = 1000
+HISTORY_ENDPOINT: Final = "/api/History/retrieveBars"
 
 # budget.lua defines take_budget(); the ledger's claim loads it too, so the first request
 # of an intent costs no extra round trip.
@@ -39,7 +52,7 @@ _TAKE: Final = Script.from_files(BUDGET_LUA, files("worker.fleet") / "take.lua")
 
 @dataclass(frozen=True, slots=True)
 class RateLimit:
-    """``requests`` per ``seconds``, and the bucket that keeps under it."""
+    """At most ``requests`` in any ``seconds``-long window."""
 
     requests: int
     seconds: float
@@ -56,7 +69,7 @@ class RateLimit:
             raise ValueError(
                 f"expected REQUESTS/SECONDS such as 200/60, or off; got {text!r}"
             ) from None
-        # A bucket needs room for one request and some refill to stay under the limit.
+        # The margin takes one request: a window needs room for one more.
         if limit.requests < 2 or not math.isfinite(limit.seconds) or limit.seconds <= 0:
             raise ValueError(
                 f"expected REQUESTS/SECONDS with at least 2 requests, such as 200/60; got {text!r}"
@@ -64,22 +77,41 @@ class RateLimit:
         return limit
 
     @property
-    def burst(self) -> float:
-        """Bucket capacity: a quarter of the limit (at least one request)."""
-        return max(1.0, self.requests * _SAFETY / 4)
+    def capacity(self) -> int:
+        """Sends the window holds: the limit less the margin for the gateway's clock."""
+        return self.requests - max(1, math.ceil(self.requests * _MARGIN))
 
     @property
-    def refill_per_ms(self) -> float:
-        """Refill rate such that burst + rate * window stays under the limit."""
-        return (self.requests * _SAFETY - self.burst) / (self.seconds * 1000)
+    def window_ms(self) -> int:
+        """How long a send counts: the window and a pad for the time a request travels."""
+        window = self.seconds * 1000
+        return math.ceil(window + min(_MAX_PAD_MS, window * _PAD))
 
-    def reserve(self, priority: Priority) -> float:
-        """Tokens a request of this priority must leave in the bucket."""
-        return _RESERVE[priority] * self.burst
+    def allowance(self, priority: Priority) -> int:
+        """Sends a request of this priority may find in the window and still go."""
+        return max(1, self.capacity - math.floor(self.capacity * _RESERVE[priority]))
 
-    def args(self, priority: Priority) -> list[float]:
-        """The take script's arguments for one request."""
-        return [self.burst, self.refill_per_ms, self.reserve(priority)]
+
+HISTORY_LIMIT: Final = RateLimit(50, 30.0)
+"""retrieveBars' own limit (docs/gateway.md §7)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One of a login's limits, as its keys in Redis: the sends, and the pause after a 429."""
+
+    limit: RateLimit
+    key: str
+    pause: str
+
+    @classmethod
+    def of(cls, keys: Keys, login: str, limit: RateLimit, kind: str = "orders") -> Window:
+        """The window of ``login``'s ``kind`` of requests (``orders``: all but history)."""
+        return cls(limit, keys.budget(login, kind), keys.budget_pause(login, kind))
+
+    def args(self, priority: Priority) -> tuple[int, int]:
+        """The take script's arguments for one request: (allowance, window_ms)."""
+        return self.limit.allowance(priority), self.limit.window_ms
 
 
 def priority_of(endpoint: str) -> Priority:
@@ -93,25 +125,32 @@ def priority_of(endpoint: str) -> Priority:
 
 
 class RateBudget:
-    """The fleet's shared budget, as one worker takes from it."""
+    """The fleet's shared budget of one login, as one worker takes from it."""
 
-    def __init__(self, redis: Redis, keys: Keys, limit: RateLimit) -> None:
-        self.limit = limit
+    def __init__(self, redis: Redis, orders: Window, history: Window | None = None) -> None:
+        self.orders = orders
+        self.history = history
         self._redis = redis
-        self._keys = keys
         self._take = redis.register_script(_TAKE.source)
 
+    def window(self, endpoint: str) -> Window | None:
+        """The window ``endpoint`` counts in (None: retrieveBars with its limit off)."""
+        if endpoint.endswith(HISTORY_ENDPOINT):
+            return self.history
+        return self.orders
+
     async def take(self, endpoint: str, deadline: float | None) -> None:
-        """Wait for a token for one request to ``endpoint``.
+        """Wait for a slot for one request to ``endpoint``.
 
         Raises ``BrokerRateLimited`` (nothing was sent) when none comes before
         ``deadline`` (a ``time.monotonic()`` time).
         """
-        args = self.limit.args(priority_of(endpoint))
+        window = self.window(endpoint)
+        if window is None:
+            return
+        args = window.args(priority_of(endpoint))
         while True:
-            wait_ms = int(
-                await self._take(keys=[self._keys.budget, self._keys.budget_pause], args=args)
-            )
+            wait_ms = int(await self._take(keys=[window.key, window.pause], args=args))
             if wait_ms <= 0:
                 return
             wait = wait_ms / 1000
@@ -119,6 +158,8 @@ class RateBudget:
                 raise BrokerRateLimited(endpoint, wait)
             await asyncio.sleep(min(wait, 1.0))
 
-    async def pause(self, seconds: float) -> None:
-        """Hold the whole fleet back (after a 429 from the broker)."""
-        await self._redis.set(self._keys.budget_pause, b"429", px=max(1, int(seconds * 1000)))
+    async def pause(self, endpoint: str, seconds: float) -> None:
+        """Hold the whole fleet back from ``endpoint``'s window (after a 429)."""
+        window = self.window(endpoint)
+        if window is not None:
+            await self._redis.set(window.pause, b"429", px=max(1, int(seconds * 1000)))

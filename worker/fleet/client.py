@@ -29,8 +29,8 @@ def fleet_broker(
         connect_timeout=settings.broker_connect_timeout_ms / 1000,
         renew_margin=settings.token_renew_margin_s,
         budget=None
-        if settings.rate_limit is None
-        else RateBudget(redis, keys, settings.rate_limit),
+        if settings.budget is None
+        else RateBudget(redis, settings.budget, settings.history_budget),
         tokens=SharedTokens(redis, keys),
         contracts=SharedContracts(redis, keys, ttl_s=settings.contract_ttl_s),
         contract_refresh_s=settings.contract_refresh_s,

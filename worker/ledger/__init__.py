@@ -6,7 +6,7 @@ reads its named arguments (``protocol.py``):
 - ``claim.lua`` before a worker acts on a request: answer from the stored result if there
   is one; otherwise take the request's lease (SET NX PX) unless another live worker holds
   it; for a modify or cancel, go only when it is the head of its order's queue; refuse a
-  new order while the kill switch is on; take the fleet's rate-budget token for the first
+  new order while the kill switch is on; take the fleet's rate-budget slot for the first
   broker request; and append this claim to the request's history, whose length tells the
   executor the request was started before (so a place is looked up by its tag before it
   is sent again).
@@ -32,7 +32,7 @@ from redis.asyncio import Redis
 from ow_core.fastlane import FastLane, Script
 from ow_core.keys import Keys
 from producer.contract import VERSION_BYTES, OrderResult, encode_result
-from worker.fleet.budget import Priority, RateLimit
+from worker.fleet.budget import Priority, Window
 from worker.ledger.protocol import (
     CLAIM,
     CLAIM_ANSWER,
@@ -88,7 +88,7 @@ class Ledger:
         lease_ms: int,
         result_ttl_s: int,
         reply_maxlen: int,
-        budget: RateLimit | None = None,
+        budget: Window | None = None,
         lane: FastLane | None = None,
     ) -> None:
         self._redis = redis
@@ -122,14 +122,14 @@ class Ledger:
         """Try to take the request (see the module docstring).
 
         A place is refused while the kill switch is on for all accounts or for
-        ``account_id``; with a rate budget, the claim also takes the budget token of the
+        ``account_id``; with a rate budget, the claim also takes the budget slot of the
         intent's first request (``kind`` sets its priority).
         """
         keys = self._keys
         budget = None
         if self._budget is not None:
-            capacity, refill, reserve = self._budget.args(kind)
-            budget = BudgetArgs(capacity=capacity, refill_per_ms=refill, reserve=reserve)
+            allowance, window_ms = self._budget.args(kind)
+            budget = BudgetArgs(allowance=allowance, window_ms=window_ms)
         args = ClaimArgs(
             owner=self.owner(entry_id),
             lease_ms=self._lease_ms,
@@ -141,6 +141,12 @@ class Ledger:
             note=f"claim {self._consumer}@{int(time.time() * 1000)}",
             budget=budget,
         )
+        # Without a budget the claim never reads these two: a key of the request's stands in.
+        window, pause = (
+            (self._budget.key, self._budget.pause)
+            if self._budget is not None
+            else (keys.lease(request_id), keys.lease(request_id))
+        )
         answer = await self._hot(
             CLAIM,
             [
@@ -150,8 +156,8 @@ class Ledger:
                 order_queue or keys.lease(request_id),
                 keys.halt(),
                 keys.halt(account_id),
-                keys.budget,
-                keys.budget_pause,
+                window,
+                pause,
                 reply_to or keys.result(request_id),
             ],
             [ENCODER.encode(args)],

@@ -6,7 +6,7 @@
 --       4 queue       the order's follow-up queue (the lease key when there is none)
 --       5 halt_all    the kill switch for every account
 --       6 halt_one    the kill switch for the intent's account
---       7 budget      the fleet's rate budget
+--       7 budget      the login's rate-budget window (a sorted set)
 --       8 pause       the fleet-wide pause after a 429
 --       9 reply       the producer's reply stream (the result key when there is none)
 -- ARGV  1 ClaimArgs as JSON (worker/ledger/protocol.py)
@@ -23,7 +23,7 @@ local args = cjson.decode(ARGV[1])
 local checks = {{result_key, 'string'}, {lease_key, 'string'}, {claims_key, 'list'}}
 if args.reply then table.insert(checks, {reply_key, 'stream'}) end
 if args.ordered then table.insert(checks, {queue_key, 'list'}) end
-if args.budget ~= cjson.null then table.insert(checks, {budget_key, 'hash'}) end
+if args.budget ~= cjson.null then table.insert(checks, {budget_key, 'zset'}) end
 for _, check in ipairs(checks) do
   local found = wrong_type(check[1], check[2])
   if found then
@@ -68,7 +68,7 @@ end
 local prepaid = false
 if args.budget ~= cjson.null then
   local b = args.budget
-  local wait = take_budget(budget_key, pause_key, b.capacity, b.refill_per_ms, b.reserve)
+  local wait = take_budget(budget_key, pause_key, b.allowance, b.window_ms)
   if wait > 0 then return '{"state":"throttle","wait_ms":' .. string.format('%d', wait) .. '}' end
   prepaid = true
 end

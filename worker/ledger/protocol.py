@@ -30,11 +30,10 @@ class _Args(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class BudgetArgs(_Args, frozen=True, kw_only=True):
-    """The rate budget's bucket, for the token of an intent's first request."""
+    """The rate budget's window, for the slot of an intent's first request."""
 
-    capacity: float
-    refill_per_ms: float
-    reserve: float
+    allowance: int
+    window_ms: int
 
 
 class ClaimArgs(_Args, frozen=True, kw_only=True):
@@ -55,7 +54,7 @@ class ClaimArgs(_Args, frozen=True, kw_only=True):
     note: str
     """This claim's line in the request's history."""
     budget: BudgetArgs | None = None
-    """Take the budget's token for the first request (absent: no budget)."""
+    """Take the budget's slot for the first request (absent: no budget)."""
 
 
 class FinishArgs(_Args, frozen=True, kw_only=True):
@@ -98,7 +97,7 @@ class Go(_Answer, frozen=True, tag="go"):
     """Length of the request's history, this claim included: more than one means a worker
     started on it before."""
     prepaid: bool = False
-    """The claim took the rate-budget token for the intent's first broker request."""
+    """The claim took the rate-budget slot for the intent's first broker request."""
 
 
 class Done(_Answer, frozen=True, tag="done"):

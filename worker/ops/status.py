@@ -101,7 +101,8 @@ class Status(msgspec.Struct, frozen=True, kw_only=True):
     workers: list[WorkerState]
     halt: Halts
     budget_pause_ms: int | None
-    """Time left of a fleet-wide pause after a 429 from the broker; ``None``: not paused."""
+    """Time left of a fleet-wide pause after a 429 from the broker (the longest, of any
+    login's windows); ``None``: not paused."""
 
 
 async def gather(redis: Redis, keys: Keys) -> Status:
@@ -118,7 +119,7 @@ async def gather(redis: Redis, keys: Keys) -> Status:
         ),
         workers=workers,
         halt=await halt.read(redis, keys),
-        budget_pause_ms=_pause(await redis.pttl(keys.budget_pause)),
+        budget_pause_ms=await _budget_pause(redis, keys),
     )
 
 
@@ -345,6 +346,15 @@ async def _intents(redis: Redis, keys: Keys, alive: set[str]) -> IntentsState:
             for c in consumers
         ],
     )
+
+
+async def _budget_pause(redis: Redis, keys: Keys) -> int | None:
+    pauses = [
+        pause
+        async for key in redis.scan_iter(match=keys.budget_pause("*", "*"), count=1000)
+        if (pause := _pause(await redis.pttl(key))) is not None
+    ]
+    return max(pauses, default=None)
 
 
 def _pause(pttl: int) -> int | None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from ow_core.keys import Keys
 from producer import OrderClient
 from producer.contract import encode_intent
 from tests.faults.harness import Fleet
@@ -131,7 +132,7 @@ async def test_status_shows_the_backlog_while_no_worker_runs(order_worker: Worke
             await redis.xadd("ow:intents", encode_intent(client.make_place("MNQ", "SELL", 1)))
         # A stopped worker leaves its consumer behind when it has nothing pending.
         await redis.xgroup_createconsumer("ow:intents", "ow:workers", "old-worker")
-        await redis.set("ow:budget:pause", b"429", px=30_000)
+        await redis.set(Keys().budget_pause("sim-user"), b"429", px=30_000)
     finally:
         await redis.aclose()
 
