@@ -208,9 +208,3 @@ class Keys:
     def history_answer(self, request_id: str) -> str:
         """The answer to one history request (a list the strategy pops, with a TTL)."""
         return f"{self.prefix}:md:history:{request_id}"
-
-    @property
-    def history_budget(self) -> Keys:
-        """The keys of History/retrieveBars' own rate budget (the gateway gives it a limit
-        of its own): the fleet budget's names under ``<prefix>:bars``."""
-        return Keys(f"{self.prefix}:bars")

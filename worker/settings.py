@@ -30,8 +30,6 @@ T = TypeVar("T")
 DEFAULT_BASE_URL: Final = "https://api.topstepx.com"
 # The gateway's documented limit for everything but bar history (docs/gateway.md §7).
 DEFAULT_RATE_LIMIT: Final[RateLimit | None] = RateLimit(200, 60.0)
-# History/retrieveBars' own limit (docs/gateway.md §7; one copy of the page says 30/30).
-DEFAULT_BARS_RATE_LIMIT: Final[RateLimit | None] = RateLimit(50, 30.0)
 # Variables of these families are ours: one that no setting reads is a mistake to report.
 _PREFIXES: Final = (
     "WORKER_", "PROJECTX_", "RISK_", "BROKER_", "ORDER_", "RESULT_", "REPLY_", "INTENTS_",
@@ -124,7 +122,6 @@ class Settings:
     hub_ping_s: float = 10.0
     market_hub: bool = True
     """The market-data feed: the listener beside each worker competes for the market hub."""
-    bars_rate_limit: RateLimit | None = field(default_factory=lambda: DEFAULT_BARS_RATE_LIMIT)
     market_quotes_maxlen: int = 10_000
     market_trades_maxlen: int = 10_000
     market_bars_maxlen: int = 2_000
@@ -227,9 +224,6 @@ class Settings:
             events_retention_s=reader.integer("EVENTS_RETENTION_S", d.events_retention_s, low=60),
             hub_ping_s=reader.real("PROJECTX_HUB_PING_S", d.hub_ping_s, low=1),
             market_hub=reader.switch("PROJECTX_MARKET_HUB", d.market_hub),
-            bars_rate_limit=reader.parsed(
-                "PROJECTX_BARS_RATE_LIMIT", d.bars_rate_limit, RateLimit.parse
-            ),
             market_quotes_maxlen=reader.integer(
                 "MARKET_QUOTES_MAXLEN", d.market_quotes_maxlen, low=10
             ),

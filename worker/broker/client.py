@@ -142,7 +142,6 @@ class GatewayClient:
         contracts: ContractStore | None = None,
         contract_refresh_s: float = 60.0,
         observer: Observer | None = None,
-        history_budget: Budget | None = None,
     ) -> None:
         self.transport = Transport(
             session,
@@ -165,19 +164,6 @@ class GatewayClient:
             observer=observer,
         )
         self.transport.auth = self.auth
-        # History/retrieveBars has a rate limit of its own (§7): its own transport, with
-        # its own budget, on the same session and token.
-        self.history = Transport(
-            session,
-            base_url,
-            retry=retry,
-            request_timeout=request_timeout,
-            connect_timeout=connect_timeout,
-            sleep=sleep,
-            budget=history_budget,
-            observer=observer,
-        )
-        self.history.auth = self.auth
         self.contracts = Contracts(self.transport, store=contracts, refresh_s=contract_refresh_s)
         self._username = username
 
@@ -504,7 +490,8 @@ class GatewayClient:
             limit=min(limit, MAX_HISTORY_BARS),
             include_partial_bar=partial,
         )
-        answer = await self.history.call(
+        # The fleet's budget counts retrieveBars in a window of its own (§7: 50 / 30 s).
+        answer = await self.transport.call(
             "/api/History/retrieveBars",
             request,
             RetrieveBarResponse,

@@ -35,7 +35,4 @@ def fleet_broker(
         contracts=SharedContracts(redis, keys, ttl_s=settings.contract_ttl_s),
         contract_refresh_s=settings.contract_refresh_s,
         observer=observer,
-        history_budget=None
-        if settings.bars_rate_limit is None
-        else RateBudget(redis, keys.history_budget, settings.bars_rate_limit),
     )
