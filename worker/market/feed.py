@@ -151,6 +151,8 @@ class MarketHub:
         """Symbol to contract ID, of the feeds."""
         self._refused: dict[str, float] = {}
         self._writes: set[asyncio.Task[None]] = set()
+        self._wanted = asyncio.Event()
+        """Set once a symbol is served: the hub is connected from then on."""
         self.connection: HubConnection | None = None
 
     async def run(self) -> None:
@@ -168,12 +170,17 @@ class MarketHub:
             ping_s=self._ping_s,
         )
         tasks = [
-            asyncio.create_task(connection.run(), name="market-hub"),
             asyncio.create_task(self._watch_demand(), name="market-demand"),
             asyncio.create_task(self._tick(), name="market-bars"),
-            asyncio.create_task(self._keep_token(connection), name="market-token"),
         ]
         try:
+            # No connection, and no login, until a strategy asks for a symbol.
+            wanted = asyncio.create_task(self._wanted.wait(), name="market-wanted")
+            await asyncio.wait([*tasks, wanted], return_when=asyncio.FIRST_COMPLETED)
+            await cancel_and_wait([wanted])
+            if self._wanted.is_set():
+                tasks.append(asyncio.create_task(connection.run(), name="market-hub"))
+                tasks.append(asyncio.create_task(self._keep_token(connection), name="market-token"))
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
                 task.result()
@@ -183,6 +190,7 @@ class MarketHub:
             await cancel_and_wait(self._writes)
             self._feeds.clear()
             self._symbols.clear()
+            self._wanted.clear()
 
     def _subscriptions(self) -> list[Subscription]:
         subscriptions: list[Subscription] = []
@@ -271,6 +279,7 @@ class MarketHub:
         feed.last_final = await self._published_finals(contract_id, timeframes)
         self._feeds[contract_id] = feed
         self._symbols[symbol] = contract_id
+        self._wanted.set()
         await self._redis.set(self._keys.market_contract(symbol), served, ex=_CONTRACT_TTL_S)
         log.info("market feed: %s (%s) subscribed", symbol, contract_id)
         connection = self.connection
