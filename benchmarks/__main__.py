@@ -48,6 +48,8 @@ scenarios, in order (names for --only):
                 the mirror, and from REST with the user hub off)
  11 lifecycle   a fill at the simulator until events() yields it, through the user
                 hub and the leader's mirror
+ 12 market      a price set at the simulator until 5 strategies' MarketFeed.quotes()
+                yield it (10 symbols, 1,000 quotes/s), against one Redis stream hop
 
 outputs (in --out): results.json (every figure, with samples), results.md (tables:
 figures, targets met / not met, intents sent and answered), results.png (plots);

@@ -66,6 +66,10 @@ class Sizes:
     """Seconds between reads of the simulator's counters in the sustained scenario."""
     fills: int
     """Fills timed from the simulator to ``events()``."""
+    market_rate: float
+    """Quotes per second at the simulator, across the ten symbols of scenario 12."""
+    market_s: float
+    """Seconds of each of scenario 12's phases (the floor, then the quotes)."""
 
     def describe(self) -> dict[str, Any]:
         """The sizes as JSON."""
@@ -97,6 +101,8 @@ QUICK = Sizes(
     per_order=10,
     stats_poll_s=0.05,
     fills=20,
+    market_rate=300.0,
+    market_s=1.5,
 )
 FULL = Sizes(
     floor_samples=10_000,
@@ -123,14 +129,21 @@ FULL = Sizes(
     per_order=100,
     stats_poll_s=0.1,
     fills=300,
+    market_rate=1000.0,
+    market_s=10.0,
 )
 
-WORKER_ENV: Mapping[str, str] = {"WARM_SYMBOLS": "MNQ", "PROJECTX_USER_HUB": "off"}
+WORKER_ENV: Mapping[str, str] = {
+    "WARM_SYMBOLS": "MNQ",
+    "PROJECTX_USER_HUB": "off",
+    "PROJECTX_MARKET_HUB": "off",
+}
 """What every benchmark worker gets on top of ``worker_env``: the contract resolved at
 start, so the first measured place does not pay for the look-up; and no user-hub listener,
 so scenarios 1-10 measure the order path as the queues compare (the listener runs in a
 process of its own, and on this machine the simulator's pushes to it would share the same
-two cores: scenario 11 and ``throughput.listening`` measure it, with ``PROJECTX_USER_HUB=on``).
+two cores: scenario 11 and ``throughput.listening`` measure it, with ``PROJECTX_USER_HUB=on``;
+scenario 12 the market feed, with ``PROJECTX_MARKET_HUB=on``).
 Everything else is the product's default (``LOG_LEVEL=INFO`` included: one log line per
 intent, as deployed)."""
 LISTENING: Final = "on"

@@ -552,6 +552,95 @@ def fills(bench: Bench, sizes: Sizes, results: Results) -> str:
     return f"p50 {_ms(results, figure.key)}, p95 {_ms(results, figure.key, 'p95')}"
 
 
+# --- 12. market data ----------------------------------------------------------------------
+
+_STRATEGIES: Final = 5
+_SETTLE_S: Final = 1.0
+_MARKET_WARMUP_S: Final = 0.3
+
+
+def fanout(bench: Bench, sizes: Sizes, results: Results) -> str:
+    """Quotes set at the simulator until five strategies' ``quotes()`` yield them, ten
+    symbols each, against one Redis stream hop at the same rate."""
+    bench.fresh()
+    bench.worker("bench-market", PROJECTX_MARKET_HUB="on")
+    phase = ["--redis-url", bench.redis_url]
+    driver = bench.loadgen(
+        "market-driver",
+        "benchmarks.market",
+        ["drive", *phase, "--broker-url", bench.broker_url,
+         "--rate", str(sizes.market_rate), "--seconds", str(sizes.market_s)],
+    )  # fmt: skip
+    strategies = [
+        bench.loadgen(f"market-strategy-{index}", "benchmarks.market", ["strategy", *phase])
+        for index in range(_STRATEGIES)
+    ]
+    for strategy in strategies:
+        strategy.line(60)  # ready: a quote of every symbol came
+    driver.send(f"go {time.time() + 0.2}")
+    drove = driver.result(60 + 4 * sizes.market_s)
+    time.sleep(_SETTLE_S)  # the last quotes on their way
+    for strategy in strategies:
+        strategy.send("stop")
+    got = [strategy.result(30) for strategy in strategies]
+    sent: dict[str, float] = drove["sent"]
+    first = min(sent.values(), default=0.0)
+    measured = {key: at for key, at in sent.items() if at >= first + _MARKET_WARMUP_S}
+    samples: list[float] = []
+    hops: list[float] = []
+    for answer in got:
+        arrived: dict[str, float] = {}
+        for key, at in answer["quotes"]:
+            arrived.setdefault(key, at)
+        samples += [(arrived[k] - at) * 1000 for k, at in measured.items() if k in arrived]
+        start = min((s for s, _ in answer["hops"]), default=0.0) + _MARKET_WARMUP_S
+        hops += [(got_at - at) * 1000 for at, got_at in answer["hops"] if at >= start]
+    scenario = "12 market fan-out"
+    results.count(scenario).add(
+        {"sent": len(measured) * _STRATEGIES, "answered": len(samples),
+         "statuses": {"quoted": len(samples)}}
+    )  # fmt: skip
+    setup = (
+        f"{drove['rate']:,.0f} quotes/s across 10 symbols, {_STRATEGIES} strategy processes "
+        "each reading all ten"
+    )
+    figure = results.latency(
+        "market.fanout",
+        scenario,
+        "a price set at the simulator (from just before POST /_sim/price) until a "
+        "strategy's MarketFeed.quotes() yields its quote: the market hub's WebSocket "
+        f"push, the leader's XADD, the strategy's XREAD BLOCK and decode; {setup}",
+        samples,
+    )
+    floor = results.latency(
+        "market.hop_floor",
+        scenario,
+        f"one Redis stream hop at the same rate: XADD until XREAD BLOCK returns it, in the "
+        f"same strategy processes; {setup}",
+        hops,
+    )
+    results.latency(
+        "market.price_request",
+        scenario,
+        "the POST /_sim/price itself (the quote is pushed within it), for scale",
+        drove["post_ms"],
+    )
+    results.scalar("market.rate", scenario, f"quotes/s achieved, {setup}", drove["rate"], "/s")
+    if floor.p50 and figure.p50 is not None:
+        results.scalar(
+            "market.fanout_floor_ratio",
+            scenario,
+            "fan-out p50 / one-hop floor p50",
+            figure.p50 / floor.p50,
+            "ratio",
+        )
+    bench.stop_all()
+    return (
+        f"p50 {_ms(results, figure.key)}, p95 {_ms(results, figure.key, 'p95')}; "
+        f"one hop p50 {_ms(results, floor.key)}"
+    )
+
+
 def _stat_of(results: Results, key: str, stat: str) -> float | None:
     figure = results.figure(key)
     value: float | None = None if figure is None else getattr(figure, stat)
@@ -570,6 +659,7 @@ SCENARIOS: Final[tuple[tuple[str, str, Callable[[Bench, Sizes, Results], str]], 
     ("sustained", "sustained at the rate limit", limits.sustained),
     ("requests", "requests per new order", limits.per_order),
     ("lifecycle", "fills to events()", fills),
+    ("market", "market data fan-out", fanout),
 )
 """(name for ``--only``, title, scenario), in the order they run."""
 

@@ -181,3 +181,47 @@ class Keys:
     def replies_of(self, name: str) -> str:
         """Every reply stream of the clients named ``name`` (``OrderClient(name=...)``)."""
         return self.reply(f"{name}-*")
+
+    # --- market data (worker/market, producer/feed.py): one hash tag per contract, so a
+    # contract's streams share a Redis Cluster slot -------------------------------------
+
+    @property
+    def market_demand(self) -> str:
+        """The feed's subscription registry: a sorted set of ``<feed>|<symbol>|<timeframe>``
+        members (timeframe empty for quotes and trades), scored by when each expires
+        unless its strategy renews it."""
+        return f"{self.prefix}:md:demand"
+
+    def market_contract(self, symbol: str) -> str:
+        """The contract the feed serves a symbol from (a ``FeedContract``), or why none."""
+        return f"{self.prefix}:md:contract:{symbol}"
+
+    def _market(self, contract_id: str, what: str) -> str:
+        return f"{self.prefix}:md:{{{contract_id}}}:{what}"
+
+    def quotes(self, contract_id: str) -> str:
+        """A contract's quotes (a stream of ``Quote``, trimmed by length)."""
+        return self._market(contract_id, "quotes")
+
+    def trades(self, contract_id: str) -> str:
+        """A contract's trades in the market (a stream of ``Tick``, trimmed by length)."""
+        return self._market(contract_id, "trades")
+
+    def bars(self, contract_id: str, timeframe: str) -> str:
+        """A contract's bars of one timeframe, updates in progress and final ones (a stream
+        of ``Bar``, trimmed by length)."""
+        return self._market(contract_id, f"bars:{timeframe}")
+
+    @property
+    def history_requests(self) -> str:
+        """Strategies' requests for bar history (a stream every listener reads in a group)."""
+        return f"{self.prefix}:md:history"
+
+    @property
+    def history_group(self) -> str:
+        """The listeners' consumer group on ``history_requests``."""
+        return f"{self.prefix}:md:historians"
+
+    def history_answer(self, request_id: str) -> str:
+        """The answer to one history request (a list the strategy pops, with a TTL)."""
+        return f"{self.prefix}:md:history:{request_id}"

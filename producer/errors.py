@@ -82,3 +82,11 @@ class InvalidConfig(OrderError):
     """A client setting that cannot work (a Redis URL with no usable port, ...)."""
 
     code = "invalid_config"
+
+
+class MarketDataUnavailable(OrderError):
+    """Market data could not be had: no worker of the fleet serves the symbol in time
+    (``feed_unavailable``), the broker does not know it (``unknown_symbol``), or bar
+    history could not be fetched (``history_unavailable``)."""
+
+    code = "market_data_unavailable"

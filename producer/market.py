@@ -152,3 +152,57 @@ class Bar(msgspec.Struct, kw_only=True, frozen=True, gc=False):
 QUOTE_DECODER: Final = msgspec.json.Decoder(Quote)
 TICK_DECODER: Final = msgspec.json.Decoder(Tick)
 BAR_DECODER: Final = msgspec.json.Decoder(Bar)
+
+
+# --- between a strategy's MarketFeed and the fleet (worker/market) ---------------------
+
+
+class FeedContract(msgspec.Struct, kw_only=True, frozen=True):
+    """The contract the fleet serves a symbol from, or why it serves none."""
+
+    contract_id: str | None = None
+    error: str | None = None
+    """The broker's refusal (an unknown symbol, say): ``"<code>: <message>"``."""
+
+
+MAX_HISTORY_BARS: Final = 20_000
+"""The most bars one history request returns (the gateway's limit per retrieveBars)."""
+
+
+class HistoryRequest(msgspec.Struct, kw_only=True, frozen=True):
+    """A strategy's request for the last ``count`` final bars (answered on
+    ``Keys.history_answer(request_id)``)."""
+
+    request_id: str
+    symbol: str
+    timeframe: TimeframeName
+    count: Annotated[int, msgspec.Meta(ge=1, le=MAX_HISTORY_BARS)]
+    end: EpochMs
+    """Bars that start before this time."""
+
+
+class HistoryAnswer(msgspec.Struct, kw_only=True, frozen=True):
+    """The bars, oldest first, or the error code and message of why there are none."""
+
+    bars: list[Bar] = msgspec.field(default_factory=list)
+    error: str | None = None
+    message: str | None = None
+
+
+FEED_CONTRACT_DECODER: Final = msgspec.json.Decoder(FeedContract)
+HISTORY_REQUEST_DECODER: Final = msgspec.json.Decoder(HistoryRequest)
+HISTORY_ANSWER_DECODER: Final = msgspec.json.Decoder(HistoryAnswer)
+
+
+def demand_member(feed_id: str, symbol: str, timeframe: str = "") -> str:
+    """A strategy's entry in the fleet's subscription registry (``Keys.market_demand``):
+    one per feed, symbol and bar timeframe asked for (``""`` for quotes and trades)."""
+    return f"{feed_id}|{symbol}|{timeframe}"
+
+
+def parse_demand_member(member: str) -> tuple[str, str] | None:
+    """The symbol and timeframe name of a registry entry (``None`` if it is not one)."""
+    parts = member.split("|")
+    if len(parts) != 3 or not parts[1]:
+        return None
+    return parts[1], parts[2]

@@ -172,7 +172,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         stream_redis=redis, session=session, broker=broker, executor=executor, consumer=consumer
     )
     await warm_up(broker, settings)
-    if settings.user_hub:
+    if settings.user_hub or settings.market_hub:
         ctx["listener"] = await ListenerProcess.start()
     # Everything made so far lives as long as the process: keep it out of the cyclic
     # garbage collector's scans, which otherwise pause the hot path now and then.

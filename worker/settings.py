@@ -35,7 +35,7 @@ DEFAULT_RATE_LIMIT: Final[RateLimit | None] = RateLimit(200, 60.0)
 _PREFIXES: Final = (
     "WORKER_", "PROJECTX_", "RISK_", "BROKER_", "ORDER_", "RESULT_", "REPLY_", "INTENTS_",
     "TOKEN_", "CONTRACT_", "METRICS_", "HEALTH_", "RESOLVE_", "WARM_", "LEADER_", "EVENTS_",
-    "CLOSE_", "REDIS_SENTINEL",
+    "CLOSE_", "REDIS_SENTINEL", "MARKET_",
 )  # fmt: skip
 
 
@@ -124,6 +124,13 @@ class Settings:
     flatten_on_loss_limit: bool = False
     """The daily loss guard flattens the account too, not only halts it."""
     hub_ping_s: float = 10.0
+    market_hub: bool = True
+    """The market-data feed: the listener beside each worker competes for the market hub."""
+    market_quotes_maxlen: int = 10_000
+    market_trades_maxlen: int = 10_000
+    market_bars_maxlen: int = 2_000
+    market_bar_grace_ms: int = 500
+    """How long after its end a bar waits for trades that arrive late (worker/market/bars.py)."""
     unknown_variables: tuple[str, ...] = ()
     """Variables with one of our prefixes that no setting reads (warned about at start)."""
 
@@ -227,6 +234,15 @@ class Settings:
             ),
             events_retention_s=reader.integer("EVENTS_RETENTION_S", d.events_retention_s, low=60),
             hub_ping_s=reader.real("PROJECTX_HUB_PING_S", d.hub_ping_s, low=1),
+            market_hub=reader.switch("PROJECTX_MARKET_HUB", d.market_hub),
+            market_quotes_maxlen=reader.integer(
+                "MARKET_QUOTES_MAXLEN", d.market_quotes_maxlen, low=10
+            ),
+            market_trades_maxlen=reader.integer(
+                "MARKET_TRADES_MAXLEN", d.market_trades_maxlen, low=10
+            ),
+            market_bars_maxlen=reader.integer("MARKET_BARS_MAXLEN", d.market_bars_maxlen, low=10),
+            market_bar_grace_ms=reader.integer("MARKET_BAR_GRACE_MS", d.market_bar_grace_ms, low=0),
             log_format=reader.choice("LOG_FORMAT", "AUTO", ("AUTO", "JSON", "TEXT")).lower(),
             log_level=reader.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
         )

@@ -24,6 +24,7 @@ _SCENARIOS = (
     "8 burst",
     "9 sustained",
     "10 requests",
+    "12 market",
 )
 """Every scenario but the peers, which a quick run skips unless they are installed."""
 

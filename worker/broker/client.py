@@ -15,12 +15,14 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from operator import attrgetter
 from typing import Final
 
 import aiohttp
 import msgspec
 
 from producer.contract import OrderType as IntentOrderType
+from producer.market import MAX_HISTORY_BARS, Bar, Timeframe
 from producer.validation import (
     check_account_id,
     check_custom_tag,
@@ -39,6 +41,7 @@ from worker.broker.contracts import Contracts, ContractStore
 from worker.broker.errors import BrokerProtocolError
 from worker.broker.models import (
     Account,
+    BarUnit,
     Bracket,
     CancelOrderRequest,
     CloseContractRequest,
@@ -51,6 +54,8 @@ from worker.broker.models import (
     PlaceOrderRequest,
     PlaceOrderResponse,
     Position,
+    RetrieveBarRequest,
+    RetrieveBarResponse,
     SearchAccountRequest,
     SearchAccountResponse,
     SearchOpenOrderRequest,
@@ -61,11 +66,14 @@ from worker.broker.models import (
     SearchTradeRequest,
     SearchTradeResponse,
     Trade,
+    epoch_ms,
 )
 from worker.broker.retry import RetryPolicy, Sleep
 from worker.broker.transport import Budget, CallStats, Transport, before_sending
 from worker.observe import Observer
 
+_BAR_UNITS: Final = {"s": BarUnit.SECOND, "m": BarUnit.MINUTE, "h": BarUnit.HOUR}
+_START: Final = attrgetter("start")
 _ORDER_TYPES: Final = {
     "market": OrderType.MARKET,
     "limit": OrderType.LIMIT,
@@ -455,5 +463,59 @@ class GatewayClient:
             ):
                 return order
         return None
+
+    # --- market data ------------------------------------------------------------------
+
+    async def retrieve_bars(
+        self,
+        contract_id: str,
+        timeframe: Timeframe,
+        start: datetime,
+        end: datetime,
+        *,
+        limit: int,
+        partial: bool = False,
+        stats: CallStats | None = None,
+        deadline: float | None = None,
+    ) -> list[Bar]:
+        """POST /api/History/retrieveBars (§6.5): the bars of ``timeframe`` that start in
+        ``[start, end]``, oldest first, at most the newest ``limit`` (at most 20,000), the
+        bar in progress only if ``partial``. Each is final unless it ends after now."""
+        request = RetrieveBarRequest(
+            contract_id=contract_id,
+            start_time=iso(start),
+            end_time=iso(end),
+            unit=_BAR_UNITS[timeframe.unit],
+            unit_number=timeframe.count,
+            limit=min(limit, MAX_HISTORY_BARS),
+            include_partial_bar=partial,
+        )
+        # The fleet's budget counts retrieveBars in a window of its own (§7: 50 / 30 s).
+        answer = await self.transport.call(
+            "/api/History/retrieveBars",
+            request,
+            RetrieveBarResponse,
+            idempotent=True,
+            stats=stats,
+            deadline=deadline,
+        )
+        now = int(time.time() * 1000)
+        name = timeframe.name
+        bars = [
+            Bar(
+                symbol=contract_id,
+                timeframe=name,
+                start=(at := epoch_ms(bar.t)),
+                open=bar.o,
+                high=bar.h,
+                low=bar.l,
+                close=bar.c,
+                volume=bar.v,
+                final=at + timeframe.ms <= now,
+            )
+            for bar in answer.bars or ()
+        ]
+        bars.sort(key=_START)
+        return bars
 
     # --- transport --------------------------------------------------------------------

@@ -9,6 +9,8 @@ decoded as plain ints so a value the gateway adds later does not fail a whole re
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from enum import IntEnum
 from typing import Final
 
@@ -333,6 +335,45 @@ class SearchTradeResponse(Envelope, frozen=True, kw_only=True):
     trades: list[Trade] | None = None
 
 
+class BarUnit(IntEnum):
+    """§6.5 AggregateBarUnit, of the units our timeframes use."""
+
+    SECOND = 1
+    MINUTE = 2
+    HOUR = 3
+
+
+class RetrieveBarRequest(_Wire, frozen=True, kw_only=True):
+    """POST /api/History/retrieveBars (§6.5): every field is required (a missing
+    ``endTime`` gets a 400)."""
+
+    contract_id: str
+    live: bool = False
+    start_time: str
+    end_time: str
+    unit: BarUnit
+    unit_number: int
+    limit: int
+    include_partial_bar: bool = False
+
+
+class HistoryBar(msgspec.Struct, frozen=True):
+    """§6.5 AggregateBarModel: the start ``t`` and one-letter prices."""
+
+    t: str
+    o: float
+    h: float
+    l: float  # noqa: E741 (the gateway's name)
+    c: float
+    v: int
+
+
+class RetrieveBarResponse(Envelope, frozen=True, kw_only=True):
+    """§6.5: newest first."""
+
+    bars: list[HistoryBar] | None = None
+
+
 class ProblemDetails(msgspec.Struct, frozen=True):
     """An ASP.NET problem body (HTTP 400, docs/gateway.md §1): only its title is shown,
     never the values it may echo back."""
@@ -391,3 +432,19 @@ class ContractInfo(msgspec.Struct, frozen=True):
 
 
 ENCODER: Final = msgspec.json.Encoder()
+
+
+# More than six fractional digits (the gateway has sent seven) is more than Python reads.
+_FRACTION: Final = re.compile(r"(\.\d{6})\d+")
+
+
+def epoch_ms(timestamp: str | None) -> int:
+    """The gateway's ISO 8601 time (``+00:00`` or ``Z``, 0 to 7 fractional digits) in
+    epoch milliseconds; 0 when absent or unreadable."""
+    if not timestamp:
+        return 0
+    try:
+        moment = datetime.fromisoformat(_FRACTION.sub(r"\1", timestamp))
+    except ValueError:
+        return 0
+    return int(moment.timestamp() * 1000)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any, Final, TypeVar
 
 import msgspec
@@ -23,7 +22,17 @@ from producer.events import (
     PositionUpdate,
     TradeUpdate,
 )
-from worker.broker.models import Account, Order, OrderSide, OrderStatus, Position, Trade
+from worker.broker.models import (
+    Account,
+    Order,
+    OrderSide,
+    OrderStatus,
+    Position,
+    Trade,
+)
+from worker.broker.models import (
+    epoch_ms as epoch_ms,  # re-exported: the mirror reads gateway times with it
+)
 
 _STATES: Final[dict[int, LifecycleState]] = {
     OrderStatus.OPEN: "open",
@@ -36,8 +45,6 @@ _STATES: Final[dict[int, LifecycleState]] = {
     OrderStatus.SUSPENDED: "suspended",
 }
 _SIDES: Final[dict[int, Side]] = {OrderSide.BID: "BUY", OrderSide.ASK: "SELL"}
-# More than six fractional digits (the gateway has sent seven) is more than Python reads.
-_FRACTION: Final = re.compile(r"(\.\d{6})\d+")
 # A contract's short name is its symbol, a CME month code and one or two year digits.
 _CONTRACT_NAME: Final = re.compile(r"^(?P<symbol>.+?)[FGHJKMNQUVXZ][0-9]{1,2}$")
 
@@ -73,18 +80,6 @@ def decode(model: type[Model], payload: bytes) -> Model:
     """One hub payload as the gateway's model (``msgspec.DecodeError`` if it is not one)."""
     decoded: Model = _DECODERS[model].decode(unwrap(payload))
     return decoded
-
-
-def epoch_ms(timestamp: str | None) -> int:
-    """The gateway's ISO 8601 time (``+00:00`` or ``Z``, 0 to 7 fractional digits) in
-    epoch milliseconds; 0 when absent or unreadable."""
-    if not timestamp:
-        return 0
-    try:
-        moment = datetime.fromisoformat(_FRACTION.sub(r"\1", timestamp))
-    except ValueError:
-        return 0
-    return int(moment.timestamp() * 1000)
 
 
 def symbol_of_name(name: str) -> str | None:

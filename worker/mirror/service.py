@@ -1,13 +1,14 @@
-"""The user hub's listener as a process of its own, beside each worker.
+"""The hubs' listener as a process of its own, beside each worker: the user hub (orders,
+positions, trades) and the market hub (the market-data feed), each under a lease of its own.
 
 Each ``order-worker run`` starts one (``order-worker listen``) and stops it when it stops;
-the listeners of a fleet compete for the leader lease, so one of them holds the hub
+the listeners of a fleet compete for the leader leases, so one of them holds each hub
 connection. Apart from its worker the listener's pushes, mirror writes and reconciliations
 never share an event loop with the hot path: a burst of fills does not delay an order's
 answer. It dies with its worker (SIGKILL included, by the kernel's parent-death signal),
 so a lost host loses both, and another worker's listener takes over within the lease's
 bound. ``order-worker listen`` can also run alone, for a fleet whose workers listen to
-nothing (``PROJECTX_USER_HUB=off``).
+nothing (``PROJECTX_USER_HUB=off`` and ``PROJECTX_MARKET_HUB=off``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from worker.broker.client import GatewayClient
 from worker.broker.transport import make_session
 from worker.fleet.client import fleet_broker
 from worker.hubs.leader import Leadership, Lease
+from worker.market.feed import MarketHub
+from worker.market.history import Historian
 from worker.mirror.listener import UserHub
 from worker.observe import Observers
 from worker.ops.logs import LogObserver
@@ -66,26 +69,58 @@ def leadership(settings: Settings, broker: GatewayClient, redis: Redis) -> Leade
     return Leadership(lease, hub.run, what="user hub", try_s=settings.leader_ttl_ms / 3000)
 
 
+def market_leadership(settings: Settings, broker: GatewayClient, redis: Redis) -> Leadership:
+    """The market-data feed, run while this process holds the market hub's own lease (so
+    the two hubs may be held by two workers, and one hub's trouble is not the other's)."""
+    hub = MarketHub(
+        broker,
+        redis,
+        settings.keys,
+        hub_url=f"{settings.hubs_url}/market",
+        lane=settings.redis.lane(),
+        quotes_maxlen=settings.market_quotes_maxlen,
+        trades_maxlen=settings.market_trades_maxlen,
+        bars_maxlen=settings.market_bars_maxlen,
+        grace_ms=settings.market_bar_grace_ms,
+        ping_s=settings.hub_ping_s,
+    )
+    lease = Lease(
+        redis, settings.keys.leader("market"), settings.worker_name, ttl_ms=settings.leader_ttl_ms
+    )
+    return Leadership(lease, hub.run, what="market hub", try_s=settings.leader_ttl_ms / 3000)
+
+
 async def listen(settings: Settings, *, parent: int | None = None) -> None:
     """Compete for the lease and listen while holding it, until SIGTERM or SIGINT (or,
     with ``parent``, until that process is gone)."""
     redis = settings.redis.client(socket_timeout=10, socket_connect_timeout=2)
     session = make_session(connections=20)
     broker = fleet_broker(settings, session, redis, Observers([LogObserver()]))
-    leader = leadership(settings, broker, redis)
-    run = asyncio.create_task(leader.run(), name="user-hub-leadership")
+    leaders: list[Leadership] = []
+    if settings.user_hub:
+        leaders.append(leadership(settings, broker, redis))
+    if settings.market_hub:
+        leaders.append(market_leadership(settings, broker, redis))
+    jobs = [asyncio.create_task(leader.run(), name="hub-leadership") for leader in leaders]
+    if settings.market_hub:
+        # Every listener answers history requests, leader or not.
+        historian = Historian(broker, redis, settings.keys, consumer=settings.worker_name)
+        jobs.append(asyncio.create_task(historian.run(), name="market-history"))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     watch = asyncio.create_task(_outlive(parent, stop), name="parent-watch")
     try:
-        await asyncio.wait([run, asyncio.create_task(stop.wait())], return_when="FIRST_COMPLETED")
-        if run.done():
-            run.result()  # an error of the leadership itself: surface it
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait([*jobs, stopped], return_when="FIRST_COMPLETED")
+        for job in jobs:
+            if job.done():
+                job.result()  # an error of a leadership itself: surface it
     finally:
-        await cancel_and_wait([run, watch])
-        await leader.stop()
+        await cancel_and_wait([*jobs, watch])
+        for leader in leaders:
+            await leader.stop()
         await session.close()
         await redis.aclose()
 

@@ -1,5 +1,6 @@
 """``order-worker``: run a worker, run the demo, submit, record and replay intents, watch the
-fleet's status, deal with dead letters, halt and resume, pin contracts.
+fleet's status, follow an account's lifecycle and a symbol's market data, deal with dead
+letters, halt and resume, pin contracts.
 
 Each command is defined by the module that does its work (its ``add_parser``); this one
 only puts them together and turns the project's errors into one line and an exit code.
@@ -14,7 +15,17 @@ from collections.abc import Sequence
 from ow_core.redis_down import REDIS_ERRORS, is_redis_down
 from producer.errors import OrderError
 from worker.local import demo
-from worker.ops import acl, controls, deadletters, intents, lifecycle, listen, run, status
+from worker.ops import (
+    acl,
+    controls,
+    deadletters,
+    intents,
+    lifecycle,
+    listen,
+    market,
+    run,
+    status,
+)
 from worker.ops.args import Handler, target
 from worker.settings import ConfigError
 
@@ -46,6 +57,8 @@ def parser() -> argparse.ArgumentParser:
         epilog="Configuration comes from environment variables; see the README.",
     )
     commands = top.add_subparsers(title="commands", required=True, metavar="COMMAND")
-    for module in (run, listen, demo, intents, status, lifecycle, deadletters, controls, acl):
+    for module in (
+        run, listen, demo, intents, status, lifecycle, market, deadletters, controls, acl,
+    ):  # fmt: skip
         module.add_parser(commands)
     return top

@@ -1,5 +1,6 @@
-"""``order-worker listen``: the user hub's listener, normally started by ``order-worker run``
-beside each worker; alone, for a fleet whose workers do not listen themselves."""
+"""``order-worker listen``: the hubs' listener (the user hub, the market-data feed), normally
+started by ``order-worker run`` beside each worker; alone, for a fleet whose workers do not
+listen themselves."""
 
 from __future__ import annotations
 
@@ -15,12 +16,15 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """The ``listen`` command."""
     listen = commands.add_parser(
         "listen",
-        help="listen to the gateway's user hub for the fleet (run starts one per worker)",
+        help="listen to the gateway's hubs for the fleet (run starts one per worker)",
         description="Compete for the fleet's user-hub lease and, while holding it, keep every "
-        "account's mirror and events in Redis (see the README, 'After accepted'). "
+        "account's mirror and events in Redis (see the README, 'After accepted'); compete for "
+        "the market-hub lease and, while holding it, publish the market data strategies ask "
+        "for, and answer their bar history requests (see 'Market data'). "
         "order-worker run starts one beside each worker by itself; run this alone only "
-        "for workers started with PROJECTX_USER_HUB=off. Configured from the environment "
-        "like run. Stops cleanly (giving the lease back) on SIGTERM or Ctrl-C.",
+        "for workers started with PROJECTX_USER_HUB=off and PROJECTX_MARKET_HUB=off. "
+        "Configured from the environment like run. Stops cleanly (giving the leases back) "
+        "on SIGTERM or Ctrl-C.",
     )
     listen.add_argument(
         "--parent",
