@@ -11,14 +11,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final, Protocol
 
 import msgspec
 
-from worker.broker.errors import BrokerAuthError, BrokerProtocolError, BrokerRejected
+from worker.broker.errors import (
+    BrokerAuthError,
+    BrokerProtocolError,
+    BrokerRejected,
+    BrokerUnavailable,
+)
 from worker.broker.models import (
     JwtClaims,
     LoginKeyRequest,
@@ -40,15 +46,30 @@ FIRST_LOGIN_WAIT_S: Final = 1.0
 LAST_LOGIN_WAIT_S: Final = 60.0
 
 
+def login_not_reached() -> BrokerUnavailable:
+    """The deadline came while another request (here or in the fleet) was logging in."""
+    return BrokerUnavailable(
+        f"{LOGIN_ENDPOINT} not sent: the deadline came while another login was under way",
+        endpoint=LOGIN_ENDPOINT,
+        sent=False,
+    )
+
+
 class TokenStore(Protocol):
     """Where a fleet of clients shares one token (``worker.fleet.tokens.SharedTokens``)."""
 
     async def current(self) -> Token | None:
         """The shared token, if there is one."""
 
-    async def replace(self, stale: str | None, obtain: Callable[[], Awaitable[Token]]) -> Token:
+    async def replace(
+        self,
+        stale: str | None,
+        obtain: Callable[[], Awaitable[Token]],
+        deadline: float | None = None,
+    ) -> Token:
         """A token to use instead of ``stale``: one another client already obtained, or
-        ``obtain()``'s, by at most one client at a time."""
+        ``obtain()``'s, by at most one client at a time; ``BrokerUnavailable`` (not sent)
+        if another client still holds the turn at ``deadline`` (``time.monotonic()``)."""
 
     async def refusal(self) -> LoginRefusal | None:
         """A login refusal the fleet is waiting out, if any."""
@@ -130,8 +151,8 @@ class SessionAuth:
 
     async def login(self, stats: CallStats | None = None, *, deadline: float | None = None) -> None:
         """POST /api/Auth/loginKey: a new session token (§2.1), shared if a store is set."""
-        async with self._lock:
-            await self._refresh(self.get_token(), lambda: self._login(stats, deadline))
+        async with self._turn(deadline):
+            await self._refresh(self.get_token(), lambda: self._login(stats, deadline), deadline)
 
     async def ensure_token(
         self, stats: CallStats | None = None, *, deadline: float | None = None
@@ -140,14 +161,16 @@ class SessionAuth:
         if not self._due():
             assert self._token is not None
             return self._token.value
-        async with self._lock:
+        async with self._turn(deadline):
             # Another request may have renewed it while this one waited for the lock.
             if self._due():
                 shared = await self._tokens.current() if self._tokens is not None else None
                 if shared is not None and not shared.due(self._clock(), self._renew_margin):
                     self._use(shared)
                 else:
-                    await self._refresh(self.get_token(), lambda: self._renewed(stats, deadline))
+                    await self._refresh(
+                        self.get_token(), lambda: self._renewed(stats, deadline), deadline
+                    )
             assert self._token is not None
             return self._token.value
 
@@ -155,9 +178,9 @@ class SessionAuth:
         self, refused: str, stats: CallStats | None, deadline: float | None
     ) -> None:
         """A fresh login, unless another request already replaced the refused token."""
-        async with self._lock:
+        async with self._turn(deadline):
             if self.get_token() == refused:
-                await self._refresh(refused, lambda: self._login(stats, deadline))
+                await self._refresh(refused, lambda: self._login(stats, deadline), deadline)
 
     # --- internals ----------------------------------------------------------------------
 
@@ -173,8 +196,24 @@ class SessionAuth:
         """No token, or one close enough to its expiry to renew now."""
         return self._token is None or self._token.due(self._clock(), self._renew_margin)
 
-    async def _refresh(self, stale: str | None, obtain: Callable[[], Awaitable[Token]]) -> None:
-        token = await (self._tokens.replace(stale, obtain) if self._tokens else obtain())
+    @contextlib.asynccontextmanager
+    async def _turn(self, deadline: float | None) -> AsyncIterator[None]:
+        """This process's turn to log in or renew, waited for no longer than ``deadline``:
+        an intent behind a slow login expires unsent on time rather than answer late."""
+        wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            await asyncio.wait_for(self._lock.acquire(), wait)
+        except TimeoutError:
+            raise login_not_reached() from None
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    async def _refresh(
+        self, stale: str | None, obtain: Callable[[], Awaitable[Token]], deadline: float | None
+    ) -> None:
+        token = await (self._tokens.replace(stale, obtain, deadline) if self._tokens else obtain())
         self._use(token)
 
     async def _login(self, stats: CallStats | None, deadline: float | None) -> Token:

@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 
 from ow_core.keys import Keys
 from ow_core.redis_down import REDIS_ERRORS, is_redis_down
+from worker.broker.auth import login_not_reached
 from worker.broker.models import LoginRefusal, Token
 
 log = logging.getLogger("worker.fleet.tokens")
@@ -59,9 +60,16 @@ class SharedTokens:
             return None
         return token if token.expires_at > time.time() else None
 
-    async def replace(self, stale: str | None, obtain: Callable[[], Awaitable[Token]]) -> Token:
+    async def replace(
+        self,
+        stale: str | None,
+        obtain: Callable[[], Awaitable[Token]],
+        deadline: float | None = None,
+    ) -> Token:
         """A token instead of ``stale``: one another worker just stored, or ``obtain()``'s,
-        obtained by at most one worker at a time (the lock's holder)."""
+        obtained by at most one worker at a time (the lock's holder). Waiting for the
+        holder ends at ``deadline`` (``time.monotonic()``) with ``BrokerUnavailable``, not
+        sent: the intent behind it expires on time instead of answering late."""
         give_up = time.monotonic() + self._lock_ms / 1000
         while True:
             newer = await self._newer_than(stale)
@@ -78,7 +86,10 @@ class SharedTokens:
                 return await obtain()
             if locked:
                 return await self._obtain_locked(stale, obtain)
-            if time.monotonic() > give_up:
+            now = time.monotonic()
+            if deadline is not None and now > deadline:
+                raise login_not_reached()
+            if now > give_up:
                 # The holder is stuck or gone (its lock expires): do not wait for ever.
                 return await obtain()
             await asyncio.sleep(0.05)

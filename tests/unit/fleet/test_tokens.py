@@ -7,9 +7,11 @@ import time
 from typing import Any
 
 import msgspec
+import pytest
 
 from ow_core.keys import Keys
 from tests.unit.worker.ledger_fakes import make_redis
+from worker.broker.errors import BrokerUnavailable
 from worker.broker.models import Token
 from worker.fleet.tokens import SharedTokens
 
@@ -103,3 +105,19 @@ class _Down:
 
 async def _ready(value: Token) -> Token:
     return value
+
+
+async def test_waiting_for_another_workers_login_ends_at_the_deadline_unsent() -> None:
+    redis = make_redis()
+    # Another worker holds the turn (logging in to a broker that does not answer).
+    await redis.set(KEYS.token_lock, b"other", px=10_000)
+    started = time.monotonic()
+    with pytest.raises(BrokerUnavailable) as waited:
+        await SharedTokens(redis, KEYS).replace(None, never_called, deadline=started + 0.2)
+    assert waited.value.sent is False
+    # It gave up at the deadline, not at the lock's 10 s.
+    assert time.monotonic() - started < 5
+
+
+async def never_called() -> Token:
+    raise AssertionError("only the lock's holder logs in")
