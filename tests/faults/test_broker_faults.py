@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any, cast
+
+import redis
 
 from tests.faults.harness import AuditingClient, Fleet, Run, audit, drive
+from tests.integration.lifecycle.venue import eventually
 from worker.local.pytest_plugin import DEMO_ACCOUNT
 
 
@@ -40,12 +44,33 @@ async def test_stalled_places_are_looked_up_not_resent_blindly(
     assert report.outcomes["place accepted"] == 240
 
 
+def blocked_readers(redis_url: str) -> int:
+    """Connections blocked in XREADGROUP: with the hubs off, the workers' consumers."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        listed = cast(list[dict[str, Any]], client.client_list())
+    finally:
+        client.close()
+    return sum(1 for c in listed if c.get("cmd") == "xreadgroup" and "b" in str(c.get("flags")))
+
+
 async def test_one_request_id_sent_twice_at_once_to_two_workers_executes_once(
     fleet: Callable[..., Fleet],
 ) -> None:
-    stack = fleet(sim_args=["--latency-ms", "30"])
+    # No listener processes: their reads would count as waiting workers below.
+    stack = fleet(
+        sim_args=["--latency-ms", "30"],
+        env={"PROJECTX_USER_HUB": "off", "PROJECTX_MARKET_HUB": "off"},
+    )
     for name in ("w1", "w2"):
         stack.start_worker(name)
+
+    # Both must be in their read loops when the pairs come, or one worker may take them
+    # all and the test would not show two workers racing for one request ID.
+    def both_waiting() -> None:
+        assert blocked_readers(stack.redis_url) == 2
+
+    await eventually(both_waiting)
     run = Run()
     async with AuditingClient(stack.redis_url, account_id=DEMO_ACCOUNT, timeout=30) as client:
 
