@@ -26,6 +26,7 @@ from pysignalr.client import SignalRClient
 
 from ow_core.aio import cancel_and_wait
 from ow_core.backoff import Backoff
+from worker.broker.errors import BrokerError
 
 log = logging.getLogger("worker.hubs")
 
@@ -144,3 +145,33 @@ class HubConnection:
 def payload_of(arguments: list[Any], index: int = 0) -> bytes:
     """One argument of a hub invocation as JSON bytes (pysignalr has decoded it already)."""
     return _ENCODE.encode(arguments[index]) if len(arguments) > index else b"null"
+
+
+class TokenKeeper:
+    """Keeps a hub connection on the broker's current token. A quiet fleet makes no REST
+    request that would renew it, and the hub closes at the token's expiry: asking for a
+    token good for a while yet now and then keeps the session seamless."""
+
+    def __init__(
+        self,
+        connection: HubConnection,
+        ensure_token: Callable[[], Awaitable[str]],
+        *,
+        current: str | None,
+        hub: str,
+    ) -> None:
+        self._connection = connection
+        self._ensure = ensure_token
+        self._token = current
+        self._hub = hub
+
+    async def tend(self) -> None:
+        """Renew the token when due, and hand a new one to the connection."""
+        try:
+            token = await self._ensure()
+        except BrokerError as error:
+            log.warning("cannot renew the %s's token yet (%s)", self._hub, error.code)
+            return
+        if token != self._token:
+            self._token = token
+            self._connection.renew()

@@ -49,7 +49,7 @@ from worker.broker.errors import (
     BrokerRateLimited,
     BrokerUnavailable,
 )
-from worker.hubs.connection import Handler, HubConnection, Subscription
+from worker.hubs.connection import Handler, HubConnection, Subscription, TokenKeeper
 from worker.market import backfill
 from worker.market.bars import DEFAULT_GRACE_MS, STANDARD_TIMEFRAMES, BarAggregator
 from worker.market.normalize import merged_quote, ticks_of
@@ -481,17 +481,15 @@ class MarketHub:
     # --- the connection's upkeep ------------------------------------------------------------
 
     async def _keep_token(self, connection: HubConnection) -> None:
-        """A quiet fleet renews no token by REST; the hub closes at its expiry otherwise."""
-        token = self._broker.get_token()
+        keeper = TokenKeeper(
+            connection,
+            self._broker.auth.ensure_token,
+            current=self._broker.get_token(),
+            hub="market hub",
+        )
         while True:
             await asyncio.sleep(5.0)
-            try:
-                await self._broker.auth.ensure_token()
-            except BrokerError as error:
-                log.warning("cannot renew the market hub's token yet (%s)", error.code)
-            if self._broker.get_token() not in (None, token):
-                token = self._broker.get_token()
-                connection.renew()
+            await keeper.tend()
 
     def _safely(self, handler: Handler) -> Handler:
         """A push handler that rides out a Redis outage rather than end the session."""

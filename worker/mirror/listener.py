@@ -27,7 +27,13 @@ from producer.events import Event
 from worker.broker.client import GatewayClient
 from worker.broker.errors import BrokerError
 from worker.broker.models import Account, ContractInfo, Order, Position, Trade
-from worker.hubs.connection import Handler, HubConnection, Subscription, payload_of
+from worker.hubs.connection import (
+    Handler,
+    HubConnection,
+    Subscription,
+    TokenKeeper,
+    payload_of,
+)
 from worker.mirror import normalize
 from worker.mirror.guard import LossGuard, Tick
 from worker.mirror.normalize import Model
@@ -252,7 +258,12 @@ class UserHub:
 
     async def _keep_synced(self, connection: HubConnection) -> None:
         """Tend the connection every fifth of the mirror's time to live, whatever Redis does."""
-        token = self._broker.get_token()
+        keeper = TokenKeeper(
+            connection,
+            self._broker.auth.ensure_token,
+            current=self._broker.get_token(),
+            hub="user hub",
+        )
         pruned = time.monotonic()
         while True:
             await asyncio.sleep(self._synced_ttl_ms / 5000)
@@ -266,15 +277,7 @@ class UserHub:
                     raise
                 self._proven = False
                 log.warning("user hub: cannot reach Redis (%s)", error)
-            try:
-                # A quiet fleet makes no REST request that would renew the token, and the hub
-                # closes at its expiry: renewing here keeps the session seamless.
-                await self._broker.auth.ensure_token()
-            except BrokerError as error:
-                log.warning("cannot renew the hub's token yet (%s)", error.code)
-            if self._broker.get_token() not in (None, token):
-                token = self._broker.get_token()
-                connection.renew()
+            await keeper.tend()
 
     async def _tend(self, connection: HubConnection) -> None:
         """Mark each mirror live while connected and proven, else make sure it is not; prove
