@@ -17,9 +17,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
+import redis.exceptions
 from redis.asyncio import Redis
 from redis.asyncio.connection import parse_url
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
+from redis.backoff import ExponentialBackoff
 
 from ow_core.fastlane import FastLane
 from ow_core.urls import DEFAULT_REDIS_URL, check_redis_url, mask_url
@@ -158,6 +161,23 @@ class RedisTarget:
             _PrimaryClient, sentinel.master_for(self.sentinel_master, redis_class=_PrimaryClient)
         )
         client.sentinel_group = sentinel
+        return client
+
+    async def reached(self, *, socket_timeout: float) -> Redis:
+        """A client that retries a dropped connection a few times (a strategy's client: what
+        it sends is safe to repeat), proven by a PING; the Redis error, and nothing left
+        open, when Redis cannot be reached."""
+        client = self.client(
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=2,
+            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
+            retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
+        )
+        try:
+            await client.ping()
+        except BaseException:
+            await client.aclose()
+            raise
         return client
 
     def lane(self, *, timeout: float = 5.0) -> FastLane:

@@ -22,8 +22,6 @@ from typing import Final, Self, TypeVar, Unpack
 import msgspec
 import redis.exceptions
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
 
 from ow_core.aio import cancel_and_wait
 from ow_core.backoff import Backoff
@@ -152,21 +150,13 @@ class OrderClient:
         """
         if self._redis is not None:
             return
-        client = self._target.client(
-            # A blocking read must never hit the socket timeout.
-            socket_timeout=READ_BLOCK_MS / 1000 + 5,
-            socket_connect_timeout=2,
-            # Safe to repeat: a duplicated intent is answered once per entry from the
-            # result stored under its request ID, never executed twice.
-            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
-            retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
-        )
         try:
-            await client.ping()
+            # A blocking read must never hit the socket timeout. Repeating a command is
+            # safe: a duplicated intent is answered once per entry from the result stored
+            # under its request ID, never executed twice.
+            self._redis = await self._target.reached(socket_timeout=READ_BLOCK_MS / 1000 + 5)
         except (*REDIS_ERRORS, redis.exceptions.RedisError) as error:
-            await client.aclose()
             raise self._unavailable(error) from None
-        self._redis = client
         # The hot path (enqueue, read replies) on pipelined connections of its own.
         self._lane = self._target.lane(timeout=5.0)
         self._reader_lane = self._target.lane(timeout=READ_BLOCK_MS / 1000 + 5)

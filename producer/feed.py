@@ -28,8 +28,6 @@ from typing import Final, Self, cast
 import msgspec
 import redis.exceptions
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
 
 from ow_core.aio import cancel_and_wait
 from ow_core.connect import RedisTarget
@@ -114,19 +112,13 @@ class MarketFeed:
         """Connect (``async with`` does this); ``QueueUnavailable`` if Redis cannot be reached."""
         if self._redis is not None:
             return
-        client = self._target.client(
-            # A blocking read (XREAD, BLPOP) must never hit the socket timeout.
-            socket_timeout=max(self._timeout, _BLOCK_MS / 1000) + 5,
-            socket_connect_timeout=2,
-            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
-            retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
-        )
         try:
-            await client.ping()
+            # A blocking read (XREAD, BLPOP) must never hit the socket timeout.
+            self._redis = await self._target.reached(
+                socket_timeout=max(self._timeout, _BLOCK_MS / 1000) + 5
+            )
         except (*REDIS_ERRORS, redis.exceptions.RedisError) as error:
-            await client.aclose()
             raise self._unavailable(error) from None
-        self._redis = client
         self._renewer = asyncio.create_task(self._renew(), name="market-feed-demand")
 
     async def close(self) -> None:
